@@ -1,0 +1,324 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Config is the CA's configuration file.
+type Config struct {
+	// Listen is the address of the HTTPS listener (ACME, /healthz).
+	Listen string `json:"listen"`
+	// ExternalURL is the base URL clients use (scheme://host[:port]); it
+	// defaults to https://<listen>. Every ACME URL is built from it.
+	ExternalURL string   `json:"external_url,omitempty"`
+	TLS         TLS      `json:"tls"`
+	Database    Database `json:"database"`
+	Issuer      Issuer   `json:"issuer"`
+	// Provisioners are the named ACME endpoints, at least one.
+	Provisioners []Provisioner `json:"provisioners"`
+	Log          Log           `json:"log,omitempty"`
+	// ShutdownTimeout bounds graceful shutdown on SIGTERM (default 15s).
+	ShutdownTimeout Duration `json:"shutdown_timeout,omitempty"`
+
+	// dir is the directory relative paths are resolved against.
+	dir string
+}
+
+// TLS is the CA's own listener certificate.
+type TLS struct {
+	Cert string `json:"cert"` // PEM chain path
+	Key  string `json:"key"`  // key URI (file:… or pkcs11:…)
+}
+
+// Database selects the store.
+type Database struct {
+	// Driver is "sqlite" (the default and only one for now).
+	Driver string `json:"driver"`
+	// Path of the SQLite database file.
+	Path string `json:"path"`
+}
+
+// Issuer is the certificate and key that sign leaf certificates.
+type Issuer struct {
+	Cert string `json:"cert"` // PEM: the issuing (intermediate) certificate
+	// Chain is an optional PEM file of further intermediates above Cert
+	// (not the root), sent to clients after Cert.
+	Chain string `json:"chain,omitempty"`
+	Key   string `json:"key"`  // key URI
+	Root  string `json:"root"` // PEM of the root, for operators and /roots
+	// Lint runs zlint on every certificate before the real signature
+	// (default true).
+	Lint *bool `json:"lint,omitempty"`
+	// Backdate moves NotBefore into the past against clock skew (default 1m).
+	Backdate Duration `json:"backdate,omitempty"`
+}
+
+// Provisioner is one ACME endpoint (/acme/<name>/directory).
+type Provisioner struct {
+	Name string `json:"name"`
+	// Type is "acme".
+	Type string `json:"type"`
+	// DefaultLifetime of certificates (default 24h); MaxLifetime caps what a
+	// client may ask for with notAfter (default = DefaultLifetime).
+	DefaultLifetime Duration   `json:"default_lifetime,omitempty"`
+	MaxLifetime     Duration   `json:"max_lifetime,omitempty"`
+	RequireEAB      bool       `json:"require_eab,omitempty"`
+	TermsOfService  string     `json:"terms_of_service,omitempty"`
+	Website         string     `json:"website,omitempty"`
+	CAAIdentities   []string   `json:"caa_identities,omitempty"`
+	Validation      Validation `json:"validation,omitempty"`
+}
+
+// Validation configures how challenges are checked for a provisioner.
+type Validation struct {
+	HTTP01Port    int      `json:"http01_port,omitempty"`    // default 80
+	TLSALPN01Port int      `json:"tlsalpn01_port,omitempty"` // default 443
+	Resolvers     []string `json:"resolvers,omitempty"`      // host:port; empty = system
+	Timeout       Duration `json:"timeout,omitempty"`        // default 10s
+}
+
+// Log configures structured logging.
+type Log struct {
+	Level  string `json:"level,omitempty"`  // debug, info (default), warn, error
+	Format string `json:"format,omitempty"` // text (default) or json
+}
+
+// MaxFileSize bounds the configuration file.
+const MaxFileSize = 1 << 20
+
+// Load reads and validates a configuration file.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxFileSize {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, MaxFileSize)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := Parse(b, filepath.Dir(abs))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes and validates a configuration document; relative paths are
+// resolved against dir.
+func Parse(b []byte, dir string) (*Config, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		return nil, describeJSONError(b, err)
+	}
+	if dec.More() {
+		return nil, errors.New("trailing data after the configuration object")
+	}
+	c.dir = dir
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func describeJSONError(b []byte, err error) error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		line := 1 + bytes.Count(b[:min(int(se.Offset), len(b))], []byte("\n"))
+		return fmt.Errorf("line %d: %v", line, err)
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Errorf("field %q: expected %s, got JSON %s", te.Field, te.Type, te.Value)
+	}
+	msg := err.Error()
+	if strings.HasPrefix(msg, "json: unknown field ") {
+		return fmt.Errorf("unknown field %s", strings.TrimPrefix(msg, "json: unknown field "))
+	}
+	return err
+}
+
+func (c *Config) applyDefaults() {
+	if c.Database.Driver == "" {
+		c.Database.Driver = "sqlite"
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = Duration(15 * time.Second)
+	}
+	if c.Issuer.Backdate == 0 {
+		c.Issuer.Backdate = Duration(time.Minute)
+	}
+	for i := range c.Provisioners {
+		p := &c.Provisioners[i]
+		if p.Type == "" {
+			p.Type = "acme"
+		}
+		if p.DefaultLifetime == 0 {
+			p.DefaultLifetime = Duration(24 * time.Hour)
+		}
+		if p.MaxLifetime == 0 {
+			p.MaxLifetime = p.DefaultLifetime
+		}
+		if p.Validation.HTTP01Port == 0 {
+			p.Validation.HTTP01Port = 80
+		}
+		if p.Validation.TLSALPN01Port == 0 {
+			p.Validation.TLSALPN01Port = 443
+		}
+		if p.Validation.Timeout == 0 {
+			p.Validation.Timeout = Duration(10 * time.Second)
+		}
+	}
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// Validate checks required fields and values; errors name the field.
+func (c *Config) Validate() error {
+	var errs []error
+	req := func(field, v string) {
+		if strings.TrimSpace(v) == "" {
+			errs = append(errs, fmt.Errorf("missing required field %q", field))
+		}
+	}
+	req("listen", c.Listen)
+	if c.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+			errs = append(errs, fmt.Errorf("field \"listen\": %v", err))
+		}
+	}
+	if c.ExternalURL != "" {
+		u, err := url.Parse(c.ExternalURL)
+		if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			errs = append(errs, fmt.Errorf("field \"external_url\": must be https://host[:port], got %q", c.ExternalURL))
+		}
+	}
+	req("tls.cert", c.TLS.Cert)
+	req("tls.key", c.TLS.Key)
+	switch c.Database.Driver {
+	case "sqlite":
+		req("database.path", c.Database.Path)
+	default:
+		errs = append(errs, fmt.Errorf("field \"database.driver\": unsupported driver %q (want \"sqlite\")", c.Database.Driver))
+	}
+	req("issuer.cert", c.Issuer.Cert)
+	req("issuer.key", c.Issuer.Key)
+	req("issuer.root", c.Issuer.Root)
+	switch c.Log.Level {
+	case "", "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("field \"log.level\": unknown level %q", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "", "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("field \"log.format\": unknown format %q", c.Log.Format))
+	}
+	if len(c.Provisioners) == 0 {
+		errs = append(errs, errors.New("missing required field \"provisioners\" (at least one)"))
+	}
+	seen := map[string]bool{}
+	for i, p := range c.Provisioners {
+		f := fmt.Sprintf("provisioners[%d]", i)
+		if p.Name == "" {
+			errs = append(errs, fmt.Errorf("missing required field %q", f+".name"))
+		} else if !nameRE.MatchString(p.Name) {
+			errs = append(errs, fmt.Errorf("field %q: %q is not a valid name (lower-case letters, digits, '-', '_')", f+".name", p.Name))
+		} else if seen[p.Name] {
+			errs = append(errs, fmt.Errorf("field %q: duplicate provisioner %q", f+".name", p.Name))
+		}
+		seen[p.Name] = true
+		if p.Type != "acme" {
+			errs = append(errs, fmt.Errorf("field %q: unsupported type %q (want \"acme\")", f+".type", p.Type))
+		}
+		if p.MaxLifetime < p.DefaultLifetime {
+			errs = append(errs, fmt.Errorf("field %q: max_lifetime %s is shorter than default_lifetime %s", f+".max_lifetime", p.MaxLifetime.D(), p.DefaultLifetime.D()))
+		}
+		if p.DefaultLifetime.D() < time.Minute {
+			errs = append(errs, fmt.Errorf("field %q: at least 1m", f+".default_lifetime"))
+		}
+		for _, port := range []struct {
+			n string
+			v int
+		}{{"http01_port", p.Validation.HTTP01Port}, {"tlsalpn01_port", p.Validation.TLSALPN01Port}} {
+			if port.v < 1 || port.v > 65535 {
+				errs = append(errs, fmt.Errorf("field %q: port %d out of range", f+".validation."+port.n, port.v))
+			}
+		}
+		for j, r := range p.Validation.Resolvers {
+			if _, _, err := net.SplitHostPort(r); err != nil {
+				errs = append(errs, fmt.Errorf("field %q: %v", fmt.Sprintf("%s.validation.resolvers[%d]", f, j), err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Path resolves a path from the file against the file's directory.
+func (c *Config) Path(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.dir == "" {
+		return p
+	}
+	return filepath.Join(c.dir, p)
+}
+
+// KeyURI resolves a relative file: key URI against the file's directory.
+func (c *Config) KeyURI(uri string) string {
+	if rest, ok := strings.CutPrefix(uri, "file:"); ok && !strings.HasPrefix(rest, "/") {
+		return "file:" + c.Path(rest)
+	}
+	return uri
+}
+
+// BaseURL is the external base URL without a trailing slash.
+func (c *Config) BaseURL() string {
+	if c.ExternalURL != "" {
+		return strings.TrimSuffix(c.ExternalURL, "/")
+	}
+	return "https://" + c.Listen
+}
+
+// Provisioner returns the named provisioner.
+func (c *Config) Provisioner(name string) (*Provisioner, bool) {
+	for i := range c.Provisioners {
+		if c.Provisioners[i].Name == name {
+			return &c.Provisioners[i], true
+		}
+	}
+	return nil, false
+}
+
+// Write stores the configuration as indented JSON with mode 0600.
+func (c *Config) Write(path string) error {
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
