@@ -1,0 +1,267 @@
+package bootstrap
+
+import (
+	"crypto"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/policyca/policyca/config"
+	"github.com/policyca/policyca/pki"
+	"github.com/policyca/policyca/signer/soft"
+)
+
+// ConfigFile is the configuration's name inside a state directory.
+const ConfigFile = "policyca.json"
+
+// Options are the choices of `policyca init`.
+type Options struct {
+	StateDir    string
+	Listen      string // host:port of the HTTPS listener
+	ExternalURL string // optional https://host:port clients use
+	// Name is the CA's name, used in the root and intermediate subjects.
+	Name                 string
+	RootKey              pki.KeySpec
+	IntermediateKey      pki.KeySpec
+	RootValidity         time.Duration
+	IntermediateValidity time.Duration
+	// TLSNames are extra DNS names or IPs for the listener's certificate;
+	// the listen host, the external URL's host and localhost are always in it.
+	TLSNames []string
+	// Provisioner settings of the first provisioner, "acme".
+	HTTP01Port      int
+	TLSALPN01Port   int
+	Resolvers       []string
+	DefaultLifetime time.Duration
+	MaxLifetime     time.Duration
+}
+
+// Result says where things are.
+type Result struct {
+	DirectoryURL string `json:"directory_url"`
+	Root         string `json:"root"`
+	Config       string `json:"config"`
+	State        string `json:"state"`
+	Provisioner  string `json:"provisioner"`
+}
+
+// ErrExists is returned when the state directory already holds a config.
+var ErrExists = errors.New("state directory is already initialised")
+
+func (o *Options) defaults() {
+	if o.Name == "" {
+		o.Name = "policyca"
+	}
+	if o.RootKey == "" {
+		o.RootKey = "ecdsa-p256"
+	}
+	if o.IntermediateKey == "" {
+		o.IntermediateKey = "ecdsa-p256"
+	}
+	if o.RootValidity == 0 {
+		o.RootValidity = 10 * 365 * 24 * time.Hour
+	}
+	if o.IntermediateValidity == 0 {
+		o.IntermediateValidity = 5 * 365 * 24 * time.Hour
+	}
+	if o.DefaultLifetime == 0 {
+		o.DefaultLifetime = 24 * time.Hour
+	}
+	if o.MaxLifetime == 0 {
+		o.MaxLifetime = 90 * 24 * time.Hour
+	}
+	if o.MaxLifetime < o.DefaultLifetime {
+		o.MaxLifetime = o.DefaultLifetime
+	}
+}
+
+// ConfigPath returns the configuration path inside a state directory.
+func ConfigPath(stateDir string) string { return filepath.Join(stateDir, ConfigFile) }
+
+// Initialised reports whether stateDir already holds a configuration.
+func Initialised(stateDir string) bool {
+	_, err := os.Stat(ConfigPath(stateDir))
+	return err == nil
+}
+
+// Init creates a new CA in o.StateDir. It refuses to touch a state
+// directory that already has a configuration.
+func Init(o Options) (*Result, error) {
+	o.defaults()
+	if o.StateDir == "" {
+		return nil, errors.New("no state directory given")
+	}
+	if o.Listen == "" {
+		return nil, errors.New("no listen address given")
+	}
+	host, _, err := net.SplitHostPort(o.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	for _, ks := range []pki.KeySpec{o.RootKey, o.IntermediateKey} {
+		if _, err := pki.ParseKeySpec(string(ks)); err != nil {
+			return nil, err
+		}
+	}
+	state, err := filepath.Abs(o.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	if Initialised(state) {
+		return nil, fmt.Errorf("%s: %w", state, ErrExists)
+	}
+	for _, d := range []string{state, filepath.Join(state, "keys"), filepath.Join(state, "certs"), filepath.Join(state, "db")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
+
+	now := time.Now()
+	subject := func(cn string) pkix.Name {
+		return pkix.Name{CommonName: cn, Organization: []string{o.Name}}
+	}
+	rootKey, err := pki.GenerateKey(o.RootKey)
+	if err != nil {
+		return nil, err
+	}
+	root, err := pki.NewRoot(rootKey, subject(o.Name+" Root CA "+now.Format("2006")), o.RootValidity)
+	if err != nil {
+		return nil, err
+	}
+	intKey, err := pki.GenerateKey(o.IntermediateKey)
+	if err != nil {
+		return nil, err
+	}
+	inter, err := pki.NewIntermediate(root, rootKey, intKey.Public(), subject(o.Name+" Intermediate CA "+now.Format("2006")), o.IntermediateValidity, 0)
+	if err != nil {
+		return nil, err
+	}
+
+	tlsKey, err := pki.GenerateKey("ecdsa-p256")
+	if err != nil {
+		return nil, err
+	}
+	dnsNames, ips := tlsNames(host, o)
+	tlsCert, err := pki.IssueTLSServer(inter, intKey, tlsKey.Public(), dnsNames, ips, minDur(o.IntermediateValidity, 365*24*time.Hour))
+	if err != nil {
+		return nil, err
+	}
+
+	files := []struct {
+		path string
+		key  crypto.Signer
+		cert []*x509.Certificate
+	}{
+		{path: filepath.Join(state, "keys", "root.key"), key: rootKey},
+		{path: filepath.Join(state, "keys", "intermediate.key"), key: intKey},
+		{path: filepath.Join(state, "keys", "tls.key"), key: tlsKey},
+		{path: filepath.Join(state, "certs", "root.pem"), cert: []*x509.Certificate{root}},
+		{path: filepath.Join(state, "certs", "intermediate.pem"), cert: []*x509.Certificate{inter}},
+		{path: filepath.Join(state, "certs", "tls.pem"), cert: []*x509.Certificate{tlsCert, inter}},
+	}
+	for _, f := range files {
+		if f.key != nil {
+			err = soft.WriteKey(f.path, f.key, nil)
+		} else {
+			err = pki.WritePEMCert(f.path, f.cert...)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	c := &config.Config{
+		Listen:      o.Listen,
+		ExternalURL: o.ExternalURL,
+		TLS:         config.TLS{Cert: "certs/tls.pem", Key: "file:keys/tls.key"},
+		Database:    config.Database{Driver: "sqlite", Path: "db/policyca.db"},
+		Issuer: config.Issuer{
+			Cert: "certs/intermediate.pem",
+			Key:  "file:keys/intermediate.key",
+			Root: "certs/root.pem",
+		},
+		Provisioners: []config.Provisioner{{
+			Name:            "acme",
+			Type:            "acme",
+			DefaultLifetime: config.Duration(o.DefaultLifetime),
+			MaxLifetime:     config.Duration(o.MaxLifetime),
+			Validation: config.Validation{
+				HTTP01Port:    o.HTTP01Port,
+				TLSALPN01Port: o.TLSALPN01Port,
+				Resolvers:     o.Resolvers,
+			},
+		}},
+	}
+	cfgPath := ConfigPath(state)
+	if err := c.Write(cfgPath); err != nil {
+		return nil, err
+	}
+	// Validate what we wrote exactly as `policyca ca` will read it.
+	loaded, err := config.Load(cfgPath)
+	if err != nil {
+		os.Remove(cfgPath)
+		return nil, fmt.Errorf("generated configuration is invalid: %w", err)
+	}
+	return &Result{
+		DirectoryURL: loaded.BaseURL() + "/acme/acme/directory",
+		Root:         filepath.Join(state, "certs", "root.pem"),
+		Config:       cfgPath,
+		State:        state,
+		Provisioner:  "acme",
+	}, nil
+}
+
+func tlsNames(listenHost string, o Options) ([]string, []net.IP) {
+	var dns []string
+	var ips []net.IP
+	seen := map[string]bool{}
+	add := func(n string) {
+		n = strings.Trim(strings.ToLower(n), "[]")
+		if n == "" || seen[n] {
+			return
+		}
+		seen[n] = true
+		if ip := net.ParseIP(n); ip != nil {
+			if !ip.IsUnspecified() {
+				ips = append(ips, ip)
+			}
+			return
+		}
+		dns = append(dns, n)
+	}
+	add("localhost")
+	add("127.0.0.1")
+	add("::1")
+	add(listenHost)
+	if o.ExternalURL != "" {
+		if u, err := url.Parse(o.ExternalURL); err == nil {
+			add(u.Hostname())
+		}
+	}
+	if listenHost == "" || net.ParseIP(listenHost) != nil && net.ParseIP(listenHost).IsUnspecified() {
+		if h, err := os.Hostname(); err == nil {
+			add(h)
+		}
+	}
+	for _, n := range o.TLSNames {
+		add(n)
+	}
+	return dns, ips
+}
+
+func minDur(a, b time.Duration) time.Duration {
+	if a < b {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,89 @@
+package bootstrap
+
+import (
+	"crypto/x509"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/policyca/policyca/config"
+	"github.com/policyca/policyca/pki"
+)
+
+func TestInitCreatesAWorkingState(t *testing.T) {
+	for _, ks := range []pki.KeySpec{"ecdsa-p256", "ecdsa-p384", "rsa-2048"} {
+		t.Run(string(ks), func(t *testing.T) {
+			state := filepath.Join(t.TempDir(), "st")
+			res, err := Init(Options{StateDir: state, Listen: "127.0.0.1:9443", RootKey: ks, IntermediateKey: ks, Resolvers: []string{"127.0.0.1:53"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.DirectoryURL != "https://127.0.0.1:9443/acme/acme/directory" {
+				t.Errorf("directory %q", res.DirectoryURL)
+			}
+			c, err := config.Load(res.Config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Provisioners[0].Name != "acme" {
+				t.Errorf("first provisioner %q", c.Provisioners[0].Name)
+			}
+			roots, err := pki.ReadPEMCerts(res.Root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			inter, err := pki.ReadPEMCerts(c.Path(c.Issuer.Cert))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tlsChain, err := pki.ReadPEMCerts(c.Path(c.TLS.Cert))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rp := x509.NewCertPool()
+			rp.AddCert(roots[0])
+			ip := x509.NewCertPool()
+			ip.AddCert(inter[0])
+			for _, name := range []string{"127.0.0.1", "localhost"} {
+				if _, err := tlsChain[0].Verify(x509.VerifyOptions{Roots: rp, Intermediates: ip, DNSName: name}); err != nil {
+					t.Errorf("TLS certificate for %s: %v", name, err)
+				}
+			}
+			for _, p := range []string{"keys/root.key", "keys/intermediate.key", "keys/tls.key", "policyca.json"} {
+				st, err := os.Stat(filepath.Join(state, p))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Mode().Perm() != 0o600 {
+					t.Errorf("%s mode %v, want 0600", p, st.Mode().Perm())
+				}
+			}
+			for _, d := range []string{".", "keys", "db"} {
+				st, err := os.Stat(filepath.Join(state, d))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Mode().Perm() != 0o700 {
+					t.Errorf("%s mode %v, want 0700", d, st.Mode().Perm())
+				}
+			}
+			if _, err := Init(Options{StateDir: state, Listen: "127.0.0.1:9443"}); !errors.Is(err, ErrExists) {
+				t.Errorf("second init: %v, want ErrExists", err)
+			}
+		})
+	}
+}
+
+func TestInitRefusesBadInput(t *testing.T) {
+	for name, o := range map[string]Options{
+		"no state":    {Listen: "127.0.0.1:1"},
+		"no listen":   {StateDir: t.TempDir()},
+		"bad listen":  {StateDir: t.TempDir(), Listen: "nope"},
+		"bad keyspec": {StateDir: t.TempDir(), Listen: "127.0.0.1:1", RootKey: "dsa-1024"},
+	} {
+		if _, err := Init(o); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
