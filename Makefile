@@ -31,8 +31,9 @@ build:
 
 # First run creates the state (keys, root, config) and prints what was made;
 # every later run reuses it, so the root a user already trusts stays valid.
+# policyca.json is the config file init writes (bootstrap.ConfigFile).
 run: build
-	@if [ -z "$$(ls -A '$(STATE)' 2>/dev/null | grep -i '^config' || true)" ]; then \
+	@if [ ! -e '$(STATE)/policyca.json' ]; then \
 		bin/policyca init --state '$(STATE)' --listen '$(LISTEN)'; \
 	fi
 	exec bin/policyca ca --state '$(STATE)'
