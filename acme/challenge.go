@@ -1,0 +1,190 @@
+package acme
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/gorilla/mux"
+
+	"github.com/policyca/policyca/acme/jws"
+	"github.com/policyca/policyca/core"
+)
+
+// handleChallenge is POST-as-GET of a challenge, or, with a JSON object
+// payload (normally {}), the client's signal that the challenge is ready to
+// be validated (§7.5.1). Validation runs asynchronously; the response shows
+// the challenge as processing.
+func (s *Server) handleChallenge(w http.ResponseWriter, r *http.Request, req *request) error {
+	ctx := r.Context()
+	challID := mux.Vars(r)["chall"]
+	a, err := s.ownAuthz(ctx, req, mux.Vars(r)["authz"])
+	if err != nil {
+		return err
+	}
+	if findChallenge(a, challID) == nil {
+		return core.Errorf(core.KindNotFound, "challenge: not found")
+	}
+	if req.postAsGet() {
+		a, err = s.refreshAuthz(ctx, a)
+	} else {
+		var ignored map[string]any
+		if err := decodePayload(req.payload, &ignored); err != nil {
+			return err
+		}
+		a, err = s.startChallenge(ctx, req, a.ID, challID)
+	}
+	if err != nil {
+		return err
+	}
+	c := findChallenge(a, challID)
+	w.Header().Add("Link", link(req.prov.authzURL(a.ID), "up"))
+	if c.Status == core.StatusProcessing {
+		w.Header().Set("Retry-After", retryAfterProcessing)
+	}
+	writeJSON(w, http.StatusOK, req.prov.challengeJSON(a, c))
+	return nil
+}
+
+func findChallenge(a *core.Authorization, id string) *core.Challenge {
+	for i := range a.Challenges {
+		if a.Challenges[i].ID == id {
+			return &a.Challenges[i]
+		}
+	}
+	return nil
+}
+
+// startChallenge moves a pending challenge to processing and queues its
+// validation. Asking again, or asking for a challenge that is no longer
+// pending, just returns the current state: clients retry.
+func (s *Server) startChallenge(ctx context.Context, req *request, authzID, challID string) (*core.Authorization, error) {
+	if !s.reserveValidation() {
+		return nil, &core.Error{Kind: core.KindServerInternal, Detail: "server is shutting down, retry later", RetryAfter: 5}
+	}
+	started := false
+	defer func() {
+		if !started {
+			s.wg.Done()
+		}
+	}()
+	a, err := s.updateAuthz(ctx, authzID, func(a *core.Authorization) (bool, error) {
+		c := findChallenge(a, challID)
+		if c == nil {
+			return false, core.Errorf(core.KindNotFound, "challenge: not found")
+		}
+		if authzStatus(a, s.now()) != core.StatusPending || c.Status != core.StatusPending {
+			return false, nil
+		}
+		for i := range a.Challenges {
+			if a.Challenges[i].Status == core.StatusProcessing {
+				return false, core.Errorf(core.KindMalformed, "another challenge of this authorization is being validated")
+			}
+		}
+		c.Status = core.StatusProcessing
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	c := findChallenge(a, challID)
+	if c.Status != core.StatusProcessing {
+		return a, nil
+	}
+	keyAuth, err := jws.KeyAuthorization(c.Token, req.key)
+	if err != nil {
+		// The challenge is processing already: record the failure on it
+		// rather than leaving it stuck.
+		s.finishChallenge(context.WithoutCancel(ctx), authzID, challID, err)
+		return s.loadAuthz(ctx, authzID)
+	}
+	in := core.ChallengeInput{Type: c.Type, Identifier: a.Identifier, Token: c.Token, KeyAuthorization: keyAuth}
+	started = true
+	go s.validate(context.WithoutCancel(ctx), req.prov, authzID, challID, in)
+	return a, nil
+}
+
+// reserveValidation counts a validation in before it starts, so that Close
+// either refuses it or waits for it.
+func (s *Server) reserveValidation() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	return true
+}
+
+// validate runs one validation on the bounded pool and records its result.
+// ctx carries the request's logger but not its cancellation: the client
+// does not wait for the validation.
+func (s *Server) validate(ctx context.Context, p *provisioner, authzID, challID string, in core.ChallengeInput) {
+	defer s.wg.Done()
+	s.sem <- struct{}{}
+	defer func() { <-s.sem }()
+	vctx, cancel := context.WithTimeout(ctx, s.validationTimeout)
+	err := s.runValidator(vctx, p.Validator, in)
+	cancel()
+	s.logger(ctx).Info("challenge validated", "authz", authzID, "challenge", challID,
+		"type", in.Type, "identifier", in.Identifier.Value, "ok", err == nil, "error", errString(err))
+	s.finishChallenge(ctx, authzID, challID, err)
+}
+
+// runValidator turns a panicking validator into a serverInternal result,
+// so one bad validation cannot leave its challenge processing forever.
+func (s *Server) runValidator(ctx context.Context, v Validator, in core.ChallengeInput) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = core.Wrap(core.KindServerInternal, fmt.Errorf("panic: %v", r), "validation failed")
+		}
+	}()
+	return v.Validate(ctx, in)
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// finishChallenge records a validation result on the challenge and its
+// authorization, then advances the order. Each step is a versioned update,
+// so results of several challenges of one order landing together all count.
+func (s *Server) finishChallenge(ctx context.Context, authzID, challID string, verr error) {
+	now := s.now().UTC()
+	var problem *core.Error
+	if verr != nil {
+		e := core.AsError(verr)
+		// Store only what a client may see: the cause stays in the log.
+		problem = &core.Error{Kind: e.Kind, Detail: e.Detail, Identifier: e.Identifier, Subproblems: e.Subproblems}
+	}
+	a, err := s.updateAuthz(ctx, authzID, func(a *core.Authorization) (bool, error) {
+		c := findChallenge(a, challID)
+		if c == nil || c.Status != core.StatusProcessing {
+			return false, nil
+		}
+		if problem == nil {
+			c.Status, c.Validated = core.StatusValid, now
+			if a.Status == core.StatusPending {
+				a.Status = core.StatusValid
+			}
+		} else {
+			c.Status, c.Error = core.StatusInvalid, problem
+			if a.Status == core.StatusPending {
+				a.Status = core.StatusInvalid
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		s.logger(ctx).Error("cannot record validation result", "authz", authzID, "challenge", challID, "error", err)
+		return
+	}
+	if _, err := s.updateOrder(ctx, a.OrderID, func(o *core.Order) (bool, error) {
+		return s.advanceOrder(ctx, o)
+	}); err != nil {
+		s.logger(ctx).Error("cannot advance order", "order", a.OrderID, "error", err)
+	}
+}

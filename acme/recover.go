@@ -1,0 +1,42 @@
+package acme
+
+import (
+	"context"
+	"time"
+
+	"github.com/policyca/policyca/core"
+)
+
+// RecoverStaleOrders ends orders left in "processing" for longer than
+// olderThan, as after a crash between the ready → processing transition and
+// the order's completion. They become invalid with a serverInternal error:
+// the client can place a new order. It returns how many it changed.
+func (s *Server) RecoverStaleOrders(ctx context.Context, olderThan time.Duration) (int, error) {
+	cutoff := s.now().Add(-olderThan)
+	orders, err := s.store.ListStaleProcessingOrders(ctx, cutoff)
+	if err != nil {
+		return 0, storeError(err, "cannot list stale orders")
+	}
+	n := 0
+	for _, stale := range orders {
+		changed := false
+		_, err := s.updateOrder(ctx, stale.ID, func(o *core.Order) (bool, error) {
+			changed = false
+			if o.Status != core.StatusProcessing || !o.ProcessingSince.Before(cutoff) {
+				return false, nil
+			}
+			o.Status = core.StatusInvalid
+			o.Error = core.Errorf(core.KindServerInternal, "issuance was interrupted; place a new order")
+			changed = true
+			return true, nil
+		})
+		if err != nil {
+			return n, err
+		}
+		if changed {
+			n++
+			s.logger(ctx).Warn("stale processing order made invalid", "order", stale.ID)
+		}
+	}
+	return n, nil
+}
