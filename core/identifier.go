@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/net/idna"
 )
@@ -140,6 +141,11 @@ func normalizeDNS(v string) (string, string) {
 	}
 	if len(v) > maxIdentifierInput {
 		return "", "the dns identifier is too long"
+	}
+	// The idna package replaces invalid UTF-8 with U+FFFD and carries on;
+	// a name the client did not mean must not be certified.
+	if !utf8.ValidString(v) {
+		return "", "the dns identifier is not valid UTF-8"
 	}
 	wildcard := false
 	if rest, ok := strings.CutPrefix(v, "*."); ok {
