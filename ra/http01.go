@@ -138,8 +138,12 @@ func (v *Validator) checkRedirect(req *http.Request, via []*http.Request) error 
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: redirect to %s: port %d is not allowed for %s (allowed: %d, %d)",
-		errRedirect, req.URL.Redacted(), p, req.URL.Scheme, allowed[0], allowed[1])
+	list := strconv.Itoa(allowed[0])
+	if allowed[1] != allowed[0] {
+		list += ", " + strconv.Itoa(allowed[1])
+	}
+	return fmt.Errorf("%w: redirect to %s: port %d is not allowed for %s (allowed: %s)",
+		errRedirect, req.URL.Redacted(), p, req.URL.Scheme, list)
 }
 
 // httpFetchError maps an http.Client error. Refused redirects are the
@@ -171,7 +175,13 @@ func httpFetchError(err error, u *url.URL) error {
 	return core.Wrap(core.KindConnection, err, "%s: %s", host, describeNetErr(err))
 }
 
+// isNetErr reports whether err is the transport failing rather than TLS
+// refusing: crypto/tls reports an alert received from the peer as a
+// *net.OpError too, and that one is a TLS verdict.
 func isNetErr(err error) bool {
 	var oe *net.OpError
-	return errors.As(err, &oe) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+	if errors.As(err, &oe) {
+		return oe.Op != "remote error"
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
