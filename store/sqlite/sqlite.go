@@ -1,0 +1,235 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"runtime"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/policyca/policyca/store"
+)
+
+// Synchronous is SQLite's synchronous setting for the write connection.
+type Synchronous string
+
+const (
+	// SyncFull fsyncs the log on every commit: committed data survives power
+	// loss. The default.
+	SyncFull Synchronous = "FULL"
+	// SyncNormal fsyncs only at checkpoints: committed data survives a
+	// process crash but the last commits may be lost on power loss. For
+	// benchmarks and throwaway test databases only.
+	SyncNormal Synchronous = "NORMAL"
+)
+
+// Option configures Open.
+type Option func(*config)
+
+type config struct {
+	sync        Synchronous
+	readConns   int
+	busyTimeout time.Duration
+}
+
+// WithSynchronous sets the durability level (default SyncFull).
+func WithSynchronous(s Synchronous) Option { return func(c *config) { c.sync = s } }
+
+// WithReadConns sets the size of the read pool (default: number of CPUs,
+// at least 4). Readers do not block each other or the writer.
+func WithReadConns(n int) Option { return func(c *config) { c.readConns = n } }
+
+// WithBusyTimeout sets how long a connection waits for a lock held by
+// another process (e.g. the CLI) before failing (default 10s).
+func WithBusyTimeout(d time.Duration) Option { return func(c *config) { c.busyTimeout = d } }
+
+// Store is a store.Store backed by one SQLite file. It is safe for
+// concurrent use.
+type Store struct {
+	w *sql.DB // exactly one connection: SQLite's single writer
+	r *sql.DB // query_only connections
+	stmts
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database at path and migrates its
+// schema to SchemaVersion.
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	cfg := config{sync: SyncFull, readConns: max(4, runtime.NumCPU()), busyTimeout: 10 * time.Second}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	switch {
+	case path == "" || path == ":memory:" || strings.HasPrefix(path, "file:"):
+		// An in-memory database would be a different one on every
+		// connection of the two pools.
+		return nil, fmt.Errorf("sqlite: %q: need the path of a database file", path)
+	case strings.ContainsAny(path, "?#"):
+		return nil, fmt.Errorf("sqlite: %q: '?' and '#' are not allowed in the database path", path)
+	case cfg.sync != SyncFull && cfg.sync != SyncNormal:
+		return nil, fmt.Errorf("sqlite: unsupported synchronous mode %q", cfg.sync)
+	case cfg.readConns < 1:
+		return nil, fmt.Errorf("sqlite: need at least one read connection, got %d", cfg.readConns)
+	}
+	busy := fmt.Sprintf("busy_timeout(%d)", cfg.busyTimeout.Milliseconds())
+
+	wq := url.Values{}
+	wq.Add("_pragma", busy)
+	wq.Add("_pragma", "foreign_keys(1)")
+	wq.Add("_pragma", "journal_mode(WAL)")
+	wq.Add("_pragma", "synchronous("+string(cfg.sync)+")")
+	wq.Set("_txlock", "immediate")
+	w, err := sql.Open("sqlite", path+"?"+wq.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	// One connection, kept forever so its prepared statements stay valid.
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	s := &Store{w: w}
+	if err := s.checkWriter(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if err := migrate(ctx, w, len(migrations)); err != nil {
+		w.Close()
+		return nil, err
+	}
+
+	rq := url.Values{}
+	rq.Add("_pragma", busy)
+	rq.Add("_pragma", "query_only(1)")
+	r, err := sql.Open("sqlite", path+"?"+rq.Encode())
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(cfg.readConns)
+	r.SetMaxIdleConns(cfg.readConns)
+	r.SetConnMaxLifetime(0)
+	r.SetConnMaxIdleTime(0)
+	s.r = r
+	if err := s.prepare(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// checkWriter makes sure the pragmas took effect: a file system without
+// shared-memory support silently keeps the rollback journal, and then
+// readers would block the writer.
+func (s *Store) checkWriter(ctx context.Context) error {
+	var mode string
+	if err := s.w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return fmt.Errorf("sqlite: open: %w", err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("sqlite: journal_mode is %q, want wal", mode)
+	}
+	var fk int
+	if err := s.w.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk); err != nil {
+		return fmt.Errorf("sqlite: open: %w", err)
+	}
+	if fk != 1 {
+		return errors.New("sqlite: foreign keys could not be enabled")
+	}
+	return nil
+}
+
+// Ping checks both pools.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.w.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
+	var one int
+	if err := s.r.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
+	return nil
+}
+
+// Close closes the statements and both pools. The last connection to close
+// checkpoints the WAL into the main file.
+func (s *Store) Close() error {
+	s.stmts.close()
+	var errR error
+	if s.r != nil {
+		errR = s.r.Close()
+	}
+	return errors.Join(errR, s.w.Close())
+}
+
+// inTx runs fn in a write transaction (BEGIN IMMEDIATE on the single
+// writer connection) and commits it if fn succeeds.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return mapErr(err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return mapErr(err)
+	}
+	return nil
+}
+
+// mapErr turns SQLite errors into the store's sentinel errors, keeping the
+// original text for logs.
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			if strings.Contains(se.Error(), "certificates.serial") {
+				return fmt.Errorf("%w: %v", store.ErrDuplicateSerial, err)
+			}
+			return fmt.Errorf("%w: %v", store.ErrConflict, err)
+		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+			// The only references are to the owning account and order.
+			return fmt.Errorf("%w: referenced object: %v", store.ErrNotFound, err)
+		}
+	}
+	return fmt.Errorf("sqlite: %w", err)
+}
+
+// missingOrConflict explains why a versioned update touched no row.
+func missingOrConflict(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, table, id string) error {
+	var one int
+	err := q.QueryRowContext(ctx, "SELECT 1 FROM "+table+" WHERE id = ?", id).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return store.ErrNotFound
+	case err != nil:
+		return mapErr(err)
+	}
+	return store.ErrConflict
+}
+
+func affected(res sql.Result) (int64, error) {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return n, nil
+}

@@ -1,0 +1,109 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// Column lists, shared by the SELECTs and the scan functions so that they
+// cannot drift apart.
+const (
+	accountCols = `id, provisioner, key_thumbprint, key_jwk, contact, status, terms_agreed, eab_key_id, created_at, version`
+	orderCols   = `id, account_id, provisioner, status, expires, identifiers, not_before, not_after, authz_ids, certificate_id, error, processing_since, created_at, version`
+	authzCols   = `id, account_id, order_id, identifier_type, identifier_value, wildcard, status, expires, challenges, version`
+	certCols    = `id, serial, account_id, order_id, provisioner, der, chain_pem, not_before, not_after, names, revoked_at, revocation_reason, policy_revision, decision_id, created_at`
+)
+
+// stmts are prepared once at Open: the hot paths of an issuance then skip
+// SQL parsing and planning. Writer statements are prepared on the single
+// write connection and re-bound to transactions with tx.StmtContext, which
+// reuses the prepared statement on that same connection.
+type stmts struct {
+	// writer
+	insAccount *sql.Stmt
+	updAccount *sql.Stmt
+	insOrder   *sql.Stmt
+	updOrder   *sql.Stmt
+	insAuthz   *sql.Stmt
+	updAuthz   *sql.Stmt
+	insCert    *sql.Stmt
+	findCert   *sql.Stmt
+	revoke     *sql.Stmt
+
+	// readers
+	accountByID    *sql.Stmt
+	accountByThumb *sql.Stmt
+	orderByID      *sql.Stmt
+	ordersFirst    *sql.Stmt
+	ordersAfter    *sql.Stmt
+	orderCursor    *sql.Stmt
+	staleOrders    *sql.Stmt
+	authzByID      *sql.Stmt
+	authzByIDs     *sql.Stmt
+	certByID       *sql.Stmt
+	certBySerial   *sql.Stmt
+	certRevokedAt  *sql.Stmt
+	revoked        *sql.Stmt
+}
+
+func (s *Store) prepare(ctx context.Context) error {
+	list := []struct {
+		dst   **sql.Stmt
+		db    *sql.DB
+		query string
+	}{
+		{&s.insAccount, s.w, `INSERT INTO accounts (` + accountCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`},
+		{&s.updAccount, s.w, `UPDATE accounts SET provisioner = ?, key_thumbprint = ?, key_jwk = ?, contact = ?, status = ?,
+			terms_agreed = ?, eab_key_id = ?, version = version + 1 WHERE id = ? AND version = ?`},
+		{&s.insOrder, s.w, `INSERT INTO orders (` + orderCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`},
+		{&s.updOrder, s.w, `UPDATE orders SET provisioner = ?, status = ?, expires = ?, identifiers = ?, not_before = ?,
+			not_after = ?, authz_ids = ?, certificate_id = ?, error = ?, processing_since = ?, version = version + 1
+			WHERE id = ? AND version = ?`},
+		{&s.insAuthz, s.w, `INSERT INTO authorizations (` + authzCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`},
+		{&s.updAuthz, s.w, `UPDATE authorizations SET identifier_type = ?, identifier_value = ?, wildcard = ?, status = ?,
+			expires = ?, challenges = ?, version = version + 1 WHERE id = ? AND version = ?`},
+		{&s.insCert, s.w, `INSERT INTO certificates (` + certCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&s.findCert, s.w, `SELECT id, serial FROM certificates WHERE id = ? OR serial = ?`},
+		{&s.revoke, s.w, `UPDATE certificates SET revoked_at = ?, revocation_reason = ? WHERE serial = ? AND revoked_at IS NULL`},
+
+		{&s.accountByID, s.r, `SELECT ` + accountCols + ` FROM accounts WHERE id = ?`},
+		{&s.accountByThumb, s.r, `SELECT ` + accountCols + ` FROM accounts WHERE key_thumbprint = ?`},
+		{&s.orderByID, s.r, `SELECT ` + orderCols + ` FROM orders WHERE id = ?`},
+		{&s.ordersFirst, s.r, `SELECT id FROM orders WHERE account_id = ? ORDER BY seq LIMIT ?`},
+		{&s.ordersAfter, s.r, `SELECT id FROM orders WHERE account_id = ?1
+			AND seq > (SELECT seq FROM orders WHERE id = ?2 AND account_id = ?1) ORDER BY seq LIMIT ?3`},
+		{&s.orderCursor, s.r, `SELECT 1 FROM orders WHERE id = ? AND account_id = ?`},
+		{&s.staleOrders, s.r, `SELECT ` + orderCols + ` FROM orders WHERE status = 'processing'
+			AND (processing_since IS NULL OR processing_since < ?) ORDER BY processing_since, seq`},
+		{&s.authzByID, s.r, `SELECT ` + authzCols + ` FROM authorizations WHERE id = ?`},
+		// json_each lets one prepared statement take any number of IDs.
+		{&s.authzByIDs, s.r, `SELECT ` + authzCols + ` FROM authorizations WHERE id IN (SELECT value FROM json_each(?))`},
+		{&s.certByID, s.r, `SELECT ` + certCols + ` FROM certificates WHERE id = ?`},
+		{&s.certBySerial, s.r, `SELECT ` + certCols + ` FROM certificates WHERE serial = ?`},
+		{&s.certRevokedAt, s.r, `SELECT revoked_at FROM certificates WHERE serial = ?`},
+		{&s.revoked, s.r, `SELECT ` + certCols + ` FROM certificates WHERE revoked_at IS NOT NULL AND not_after > ?
+			ORDER BY serial`},
+	}
+	for _, p := range list {
+		st, err := p.db.PrepareContext(ctx, p.query)
+		if err != nil {
+			return fmt.Errorf("sqlite: prepare %q: %w", p.query, err)
+		}
+		*p.dst = st
+	}
+	return nil
+}
+
+func (st *stmts) close() {
+	for _, p := range []*sql.Stmt{
+		st.insAccount, st.updAccount, st.insOrder, st.updOrder, st.insAuthz, st.updAuthz, st.insCert,
+		st.findCert, st.revoke, st.accountByID, st.accountByThumb, st.orderByID, st.ordersFirst,
+		st.ordersAfter, st.orderCursor, st.staleOrders, st.authzByID, st.authzByIDs, st.certByID,
+		st.certBySerial, st.certRevokedAt, st.revoked,
+	} {
+		if p != nil {
+			p.Close()
+		}
+	}
+}
