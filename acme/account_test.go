@@ -1,0 +1,272 @@
+package acme
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/policyca/policyca/core"
+)
+
+func TestNewAccount(t *testing.T) {
+	env := newEnv(t, func(o *Options) {
+		o.Provisioners[0].TermsOfService = "https://ca.internal/tos"
+		o.Provisioners = append(o.Provisioners, Provisioner{Name: "eab", Validator: &fakeValidator{}, RequireEAB: true})
+	})
+	tests := []struct {
+		name       string
+		prov       string
+		payload    map[string]any
+		wantStatus int
+		wantType   string // problem type, "" for success
+	}{
+		{"created", testProv, map[string]any{"termsOfServiceAgreed": true, "contact": []string{"mailto:a@example.internal"}}, 201, ""},
+		{"no contact", testProv, map[string]any{"termsOfServiceAgreed": true}, 201, ""},
+		{"terms not agreed", testProv, map[string]any{"contact": []string{"mailto:a@example.internal"}}, 403, "userActionRequired"},
+		{"only return existing, none", testProv, map[string]any{"onlyReturnExisting": true}, 400, "accountDoesNotExist"},
+		{"tel contact", testProv, map[string]any{"termsOfServiceAgreed": true, "contact": []string{"tel:+15551234"}}, 400, "unsupportedContact"},
+		{"two addresses", testProv, map[string]any{"termsOfServiceAgreed": true, "contact": []string{"mailto:a@x.internal,b@x.internal"}}, 400, "invalidContact"},
+		{"hfields", testProv, map[string]any{"termsOfServiceAgreed": true, "contact": []string{"mailto:a@x.internal?subject=hi"}}, 400, "invalidContact"},
+		{"display name", testProv, map[string]any{"termsOfServiceAgreed": true, "contact": []string{"mailto:Bob <a@x.internal>"}}, 400, "invalidContact"},
+		{"no at", testProv, map[string]any{"termsOfServiceAgreed": true, "contact": []string{"mailto:nobody"}}, 400, "invalidContact"},
+		{"not a URI", testProv, map[string]any{"termsOfServiceAgreed": true, "contact": []string{"a@x.internal"}}, 400, "invalidContact"},
+		{"eab required", "eab", map[string]any{}, 400, "externalAccountRequired"},
+		{"eab given but unverifiable", "eab", map[string]any{"externalAccountBinding": map[string]string{"protected": "x"}}, 400, "externalAccountRequired"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := env.newClient(t)
+			c.dir = env.base + "/acme/" + tt.prov
+			r := c.post(c.dir+"/new-account", tt.payload)
+			if tt.wantType != "" {
+				r.wantProblem(t, tt.wantStatus, tt.wantType)
+				if tt.wantType == "userActionRequired" && !slices.Contains(r.header.Values("Link"), `<https://ca.internal/tos>;rel="terms-of-service"`) {
+					t.Errorf("Link = %v", r.header.Values("Link"))
+				}
+				return
+			}
+			if r.status != tt.wantStatus {
+				t.Fatalf("status %d: %s", r.status, r.body)
+			}
+			loc := r.header.Get("Location")
+			if !strings.HasPrefix(loc, c.dir+"/account/") {
+				t.Fatalf("Location = %q", loc)
+			}
+			var a accountJSON
+			r.decode(t, &a)
+			if a.Status != core.StatusValid || a.Orders != loc+"/orders" || !a.TermsOfServiceAgreed {
+				t.Errorf("account = %+v", a)
+			}
+			// The same key again: 200 and the same account, with or
+			// without onlyReturnExisting.
+			for _, pl := range []map[string]any{{"termsOfServiceAgreed": true}, {"onlyReturnExisting": true}} {
+				r2 := c.post(c.dir+"/new-account", pl)
+				if r2.status != http.StatusOK || r2.header.Get("Location") != loc {
+					t.Errorf("existing key %v: %d %s at %q", pl, r2.status, r2.body, r2.header.Get("Location"))
+				}
+			}
+		})
+	}
+}
+
+func TestAccountUpdate(t *testing.T) {
+	env := newEnv(t)
+	c := env.newClient(t)
+	c.register("mailto:old@example.internal")
+	other := env.newClient(t)
+	other.register()
+
+	tests := []struct {
+		name       string
+		url        func() string
+		payload    any
+		wantStatus int
+		wantType   string
+		check      func(t *testing.T, a accountJSON)
+	}{
+		{"post-as-get", func() string { return c.kid }, nil, 200, "", func(t *testing.T, a accountJSON) {
+			if !slices.Equal(a.Contact, []string{"mailto:old@example.internal"}) {
+				t.Errorf("contact = %v", a.Contact)
+			}
+		}},
+		{"update contact", func() string { return c.kid }, map[string]any{"contact": []string{"mailto:new@example.internal"}}, 200, "", func(t *testing.T, a accountJSON) {
+			if !slices.Equal(a.Contact, []string{"mailto:new@example.internal"}) {
+				t.Errorf("contact = %v", a.Contact)
+			}
+		}},
+		{"bad contact", func() string { return c.kid }, map[string]any{"contact": []string{"mailto:"}}, 400, "invalidContact", nil},
+		{"status valid", func() string { return c.kid }, map[string]any{"status": "valid"}, 400, "malformed", nil},
+		{"status revoked", func() string { return c.kid }, map[string]any{"status": "revoked"}, 400, "malformed", nil},
+		{"another account", func() string { return other.kid }, nil, 403, "unauthorized", nil},
+		{"orders of another account", func() string { return other.kid + "/orders" }, nil, 403, "unauthorized", nil},
+		{"deactivate", func() string { return c.kid }, map[string]any{"status": "deactivated"}, 200, "", func(t *testing.T, a accountJSON) {
+			if a.Status != core.StatusDeactivated {
+				t.Errorf("status = %s", a.Status)
+			}
+		}},
+		{"after deactivation", func() string { return c.kid }, nil, 403, "unauthorized", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := c.post(tt.url(), tt.payload)
+			if tt.wantType != "" {
+				r.wantProblem(t, tt.wantStatus, tt.wantType)
+				return
+			}
+			if r.status != tt.wantStatus {
+				t.Fatalf("status %d: %s", r.status, r.body)
+			}
+			var a accountJSON
+			r.decode(t, &a)
+			tt.check(t, a)
+		})
+	}
+	// A deactivated account's key cannot register again either.
+	c.kid = ""
+	c.post(env.url("/new-account"), map[string]any{"termsOfServiceAgreed": true}).wantProblem(t, 403, "unauthorized")
+}
+
+func TestAccountOrdersPagination(t *testing.T) {
+	env := newEnv(t, func(o *Options) { o.OrdersPageSize = 2 })
+	c := env.newClient(t)
+	c.register()
+	var want []string
+	for _, name := range []string{"a", "b", "c", "d", "e"} {
+		_, u := c.newOrder("dns:" + name + ".internal")
+		want = append(want, u)
+	}
+	var got []string
+	next := c.kid + "/orders"
+	for pages := 0; next != ""; pages++ {
+		if pages > 3 {
+			t.Fatal("too many pages")
+		}
+		r := c.post(next, nil)
+		if r.status != http.StatusOK {
+			t.Fatalf("orders: %d %s", r.status, r.body)
+		}
+		var l ordersListJSON
+		r.decode(t, &l)
+		got = append(got, l.Orders...)
+		next = ""
+		for _, v := range r.header.Values("Link") {
+			if u, ok := strings.CutSuffix(v, `>;rel="next"`); ok {
+				next = strings.TrimPrefix(u, "<")
+			}
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("orders = %v, want %v", got, want)
+	}
+	c.post(c.kid+"/orders", map[string]any{}).wantProblem(t, 400, "malformed")
+}
+
+// keyChangeBody builds the inner JWS of a key change, signed by newKey.
+func keyChangeBody(t testing.TB, c *testClient, newKey *testClient, account string, oldKey any, innerURL string) []byte {
+	t.Helper()
+	inner, err := json.Marshal(map[string]any{"account": account, "oldKey": oldKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: newKey.key},
+		&jose.SignerOptions{EmbedJWK: true, ExtraHeaders: map[jose.HeaderKey]any{"url": innerURL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := signer.Sign(inner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []byte(obj.FullSerialize())
+}
+
+func TestKeyChange(t *testing.T) {
+	env := newEnv(t)
+	kcURL := env.url("/key-change")
+	taken := env.newClient(t)
+	taken.register()
+
+	tests := []struct {
+		name       string
+		build      func(c, nk *testClient) []byte
+		newKey     func(nk *testClient) *testClient
+		wantStatus int
+		wantType   string
+		wantLoc    func(c *testClient) string
+	}{
+		{
+			name:       "ok",
+			build:      func(c, nk *testClient) []byte { return keyChangeBody(t, c, nk, c.kid, jwkOf(c), kcURL) },
+			wantStatus: 200,
+		},
+		{
+			name:       "key of another account",
+			build:      func(c, nk *testClient) []byte { return keyChangeBody(t, c, nk, c.kid, jwkOf(c), kcURL) },
+			newKey:     func(*testClient) *testClient { return taken },
+			wantStatus: 409, wantType: "malformed",
+			wantLoc: func(*testClient) string { return taken.kid },
+		},
+		{
+			name:       "account mismatch",
+			build:      func(c, nk *testClient) []byte { return keyChangeBody(t, c, nk, taken.kid, jwkOf(c), kcURL) },
+			wantStatus: 400, wantType: "malformed",
+		},
+		{
+			name:       "wrong old key",
+			build:      func(c, nk *testClient) []byte { return keyChangeBody(t, c, nk, c.kid, jwkOf(nk), kcURL) },
+			wantStatus: 400, wantType: "malformed",
+		},
+		{
+			name:       "inner url mismatch",
+			build:      func(c, nk *testClient) []byte { return keyChangeBody(t, c, nk, c.kid, jwkOf(c), env.url("/new-order")) },
+			wantStatus: 400, wantType: "malformed",
+		},
+		{
+			name:       "same key",
+			build:      func(c, nk *testClient) []byte { return keyChangeBody(t, c, c, c.kid, jwkOf(c), kcURL) },
+			wantStatus: 400, wantType: "malformed",
+		},
+		{
+			name:       "inner with nonce",
+			build:      func(c, nk *testClient) []byte { return nk.sign(kcURL, []byte(`{}`), signOpts{forceJWK: true}) },
+			wantStatus: 400, wantType: "malformed",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := env.newClient(t)
+			c.register()
+			nk := env.newClient(t)
+			if tt.newKey != nil {
+				nk = tt.newKey(nk)
+			}
+			r := c.post(kcURL, tt.build(c, nk))
+			if tt.wantType != "" {
+				r.wantProblem(t, tt.wantStatus, tt.wantType)
+				if tt.wantLoc != nil && r.header.Get("Location") != tt.wantLoc(c) {
+					t.Errorf("Location = %q, want %q", r.header.Get("Location"), tt.wantLoc(c))
+				}
+				// The old key still works.
+				if r := c.post(c.kid, nil); r.status != http.StatusOK {
+					t.Errorf("old key after failed change: %d %s", r.status, r.body)
+				}
+				return
+			}
+			if r.status != tt.wantStatus {
+				t.Fatalf("status %d: %s", r.status, r.body)
+			}
+			// The old key is refused, the new one works with the same kid.
+			c.post(c.kid, nil).wantProblem(t, 400, "malformed")
+			nk.kid = c.kid
+			if r := nk.post(c.kid, nil); r.status != http.StatusOK {
+				t.Errorf("new key: %d %s", r.status, r.body)
+			}
+		})
+	}
+}
+
+func jwkOf(c *testClient) jose.JSONWebKey { return jose.JSONWebKey{Key: c.key.Public()} }
