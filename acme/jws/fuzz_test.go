@@ -12,12 +12,11 @@ import (
 // refusal is a *core.Error, and that whatever is accepted satisfies the
 // header invariants handlers rely on.
 func FuzzParse(f *testing.F) {
-	t := &testing.T{}
 	for _, alg := range jws.Algorithms {
-		k := key(t, alg)
-		f.Add(goJoseSign(t, k, "", "bm9uY2U", "https://ca.test/acme/new-account", []byte(`{"termsOfServiceAgreed":true}`)))
-		f.Add(goJoseSign(t, k, "https://ca.test/acme/acct/1", "bm9uY2U", "https://ca.test/acme/order/1", nil))
-		f.Add(goJoseSign(t, k, "", "", "https://ca.test/acme/key-change", []byte(`{}`)))
+		k := key(f, alg)
+		f.Add(goJoseSign(f, k, "", "bm9uY2U", "https://ca.test/acme/new-account", []byte(`{"termsOfServiceAgreed":true}`)))
+		f.Add(goJoseSign(f, k, "https://ca.test/acme/acct/1", "bm9uY2U", "https://ca.test/acme/order/1", nil))
+		f.Add(goJoseSign(f, k, "", "", "https://ca.test/acme/key-change", []byte(`{}`)))
 	}
 	f.Add([]byte(`{"protected":"e30","payload":"","signature":"AA"}`))
 	f.Add([]byte(`{"payload":"","signatures":[]}`))

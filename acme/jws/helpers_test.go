@@ -53,7 +53,7 @@ var keys = sync.OnceValue(func() map[string]testKey {
 	return m
 })
 
-func key(t *testing.T, alg string) testKey {
+func key(t testing.TB, alg string) testKey {
 	t.Helper()
 	k, ok := keys()[alg]
 	if !ok {
@@ -64,7 +64,7 @@ func key(t *testing.T, alg string) testKey {
 
 // goJoseSign makes a request the way ACME clients built on go-jose do, so
 // that the parser is tested against an independent producer.
-func goJoseSign(t *testing.T, k testKey, kid, nonce, url string, payload []byte) []byte {
+func goJoseSign(t testing.TB, k testKey, kid, nonce, url string, payload []byte) []byte {
 	t.Helper()
 	opts := &jose.SignerOptions{ExtraHeaders: map[jose.HeaderKey]any{"url": url}}
 	if nonce != "" {

@@ -152,16 +152,18 @@ func parse(body []byte) (*Message, error) {
 	if err != nil || len(protected) == 0 {
 		return nil, core.Errorf(core.KindMalformed, "the JWS protected header is not valid base64url")
 	}
+	// The header goes first so that an unsigned ("alg":"none", empty
+	// signature) request gets badSignatureAlgorithm, the answer that tells
+	// the client what to fix.
+	h, cerr := parseHeader(protected)
+	if cerr != nil {
+		return nil, cerr
+	}
 	if _, err := b64(f.Payload); err != nil {
 		return nil, core.Errorf(core.KindMalformed, "the JWS payload is not valid base64url")
 	}
 	if sig, err := b64(f.Signature); err != nil || len(sig) == 0 {
 		return nil, core.Errorf(core.KindMalformed, "the JWS signature is missing or not valid base64url")
-	}
-
-	h, cerr := parseHeader(protected)
-	if cerr != nil {
-		return nil, cerr
 	}
 
 	// go-jose parses again what has been checked above, from a canonical

@@ -202,6 +202,13 @@ func rsaWithExponent(t *testing.T, k *jose.JSONWebKey, e string) map[string]any 
 	return m
 }
 
+func TestUnsignedRequestIsBadSignatureAlgorithm(t *testing.T) {
+	k := key(t, "ES256")
+	body := flat(b64(header(t, k, "k", map[string]any{"alg": "none"})), b64(`{}`), "")
+	_, err := jws.Parse(body)
+	wantKind(t, err, core.KindBadSignatureAlgorithm)
+}
+
 func TestBadSignatureAlgorithmListsAlgorithms(t *testing.T) {
 	k := key(t, "ES256")
 	_, err := jws.Parse(rawSign(t, k, header(t, k, "k", map[string]any{"alg": "none"}), nil))
