@@ -37,19 +37,19 @@ const (
 	KindUserActionRequired      ErrorKind = "userActionRequired"
 	KindConflict                ErrorKind = "conflict" // HTTP 409, type malformed
 	KindServerInternal          ErrorKind = "serverInternal"
-	KindMethodNotAllowed        ErrorKind = "methodNotAllowed" // HTTP 405, type malformed
+	KindMethodNotAllowed        ErrorKind = "methodNotAllowed"     // HTTP 405, type malformed
 	KindUnsupportedMediaType    ErrorKind = "unsupportedMediaType" // HTTP 415, type malformed
-	KindPayloadTooLarge         ErrorKind = "payloadTooLarge"  // HTTP 413, type malformed
+	KindPayloadTooLarge         ErrorKind = "payloadTooLarge"      // HTTP 413, type malformed
 )
 
 // Error is the typed error used throughout policyca. It is serialisable so
 // that it can be stored on orders and challenges and carried over the RA↔CA
 // API.
 type Error struct {
-	Kind       ErrorKind   `json:"kind"`
-	Detail     string      `json:"detail"`
-	Identifier *Identifier `json:"identifier,omitempty"`
-	Subproblems []*Error   `json:"subproblems,omitempty"`
+	Kind        ErrorKind   `json:"kind"`
+	Detail      string      `json:"detail"`
+	Identifier  *Identifier `json:"identifier,omitempty"`
+	Subproblems []*Error    `json:"subproblems,omitempty"`
 	// Algorithms lists the acceptable JWS algorithms (badSignatureAlgorithm).
 	Algorithms []string `json:"algorithms,omitempty"`
 	// RetryAfter, in seconds, is sent as a Retry-After header when > 0.
