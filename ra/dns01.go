@@ -114,10 +114,11 @@ func (r *DNSResolver) LookupIP(ctx context.Context, host string) ([]netip.Addr, 
 	if len(ips) > 0 {
 		return ips, nil
 	}
-	if len(errs) == 2 {
-		// Prefer the A error: NXDOMAIN or SERVFAIL are the same for both,
-		// and IPv4 is what most internal networks run.
-		return nil, errs[1]
+	if len(errs) > 0 {
+		// With both failing, the A error is reported (IPv4 is what most
+		// internal networks run); with one failing and the other empty,
+		// the failure says more than "no records".
+		return nil, errs[len(errs)-1]
 	}
 	return nil, core.Errorf(core.KindDNS, "no A or AAAA records found for %s", host)
 }

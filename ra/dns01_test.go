@@ -162,3 +162,36 @@ func TestDNSResolverTimeout(t *testing.T) {
 	_, err = r.LookupTXT(ctx, "x.internal")
 	wantResult(t, err, core.KindDNS)
 }
+
+func TestSystemResolver(t *testing.T) {
+	srv := challtest.NewDNSServer(t)
+	srv.SetA("both.internal", loopback4, netip.MustParseAddr("::1"))
+	srv.SetCNAME("_acme-challenge.c.internal", "target.internal")
+	srv.SetTXT("target.internal", "v1", "v2")
+	// The pure-Go resolver, dialing only the test server: the system's
+	// resolver code path without the system's DNS servers.
+	var d net.Dialer
+	r := ra.NewSystemResolver(&net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return d.DialContext(ctx, network, srv.Addr())
+	}})
+
+	ips, err := r.LookupIP(context.Background(), "both.internal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []netip.Addr{netip.MustParseAddr("::1"), loopback4}; !slices.Equal(ips, want) {
+		t.Errorf("LookupIP = %v, want %v", ips, want)
+	}
+	txts, err := r.LookupTXT(context.Background(), "_acme-challenge.c.internal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(txts)
+	if want := []string{"v1", "v2"}; !slices.Equal(txts, want) {
+		t.Errorf("LookupTXT = %v, want %v", txts, want)
+	}
+	_, err = r.LookupIP(context.Background(), "missing.internal")
+	wantResult(t, err, core.KindDNS, "no such host")
+	_, err = r.LookupTXT(context.Background(), "missing.internal")
+	wantResult(t, err, core.KindDNS, "missing.internal")
+}

@@ -235,7 +235,8 @@ func (v *Validator) dialContext(ctx context.Context, network, addr string) (net.
 	if err != nil {
 		return nil, err
 	}
-	var firstErr error
+	var failures []string
+	var lastErr error
 	for i, ip := range ips {
 		target := net.JoinHostPort(ip.String(), port)
 		// When there are several addresses, an unreachable first one must
@@ -251,14 +252,15 @@ func (v *Validator) dialContext(ctx context.Context, network, addr string) (net.
 		if err == nil {
 			return conn, nil
 		}
-		if firstErr == nil {
-			firstErr = core.Wrap(core.KindConnection, err, "%s: %s", target, describeNetErr(err))
-		}
+		lastErr = err
+		failures = append(failures, target+": "+describeNetErr(err))
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	return nil, firstErr
+	// Every address tried is named: an operator needs to see that, say,
+	// the IPv6 address timed out and the IPv4 one refused.
+	return nil, core.Wrap(core.KindConnection, lastErr, "%s", strings.Join(failures, "; "))
 }
 
 // describeNetErr turns a network error into the short reason an operator

@@ -266,3 +266,20 @@ func TestValidateHonoursContext(t *testing.T) {
 		})
 	}
 }
+
+func TestConnectionErrorNamesEveryAddress(t *testing.T) {
+	p := closedPort(t)
+	res := &fakeResolver{ips: map[string][]netip.Addr{
+		"two.test": {netip.MustParseAddr("::1"), loopback4},
+	}}
+	v := newValidator(t, ra.ValidatorConfig{HTTPPort: p, TLSALPNPort: p, Resolver: res})
+	for _, typ := range []string{core.ChallengeHTTP01, core.ChallengeTLSALPN01} {
+		t.Run(typ, func(t *testing.T) {
+			err := v.Validate(context.Background(), core.ChallengeInput{
+				Type: typ, Identifier: dnsID("two.test"), Token: "t", KeyAuthorization: keyAuthFor("t"),
+			})
+			wantResult(t, err, core.KindConnection,
+				"[::1]:"+strconv.Itoa(p)+": connection refused; 127.0.0.1:"+strconv.Itoa(p)+": connection refused")
+		})
+	}
+}
