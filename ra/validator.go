@@ -212,8 +212,9 @@ func (v *Validator) targetAddrs(ctx context.Context, host string) ([]netip.Addr,
 	}
 	ips, err := v.resolver.LookupIP(ctx, host)
 	if err != nil {
-		if e := (*core.Error)(nil); errors.As(err, &e) {
-			return nil, err
+		var e *core.Error
+		if errors.As(err, &e) {
+			return nil, e
 		}
 		return nil, core.Wrap(core.KindDNS, err, "looking up %s: %s", host, describeNetErr(err))
 	}

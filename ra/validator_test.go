@@ -283,3 +283,41 @@ func TestConnectionErrorNamesEveryAddress(t *testing.T) {
 		})
 	}
 }
+
+func TestConcurrentValidations(t *testing.T) {
+	dns := challtest.NewDNSServer(t)
+	dns.SetDefaultA(loopback4)
+	resp := challtest.NewHTTP01Responder(t, "127.0.0.1:0")
+	alpn := challtest.NewTLSALPN01Responder(t, "127.0.0.1:0")
+	v := newValidator(t, ra.ValidatorConfig{HTTPPort: resp.Port(), TLSALPNPort: alpn.Port(), Resolvers: []string{dns.Addr()}})
+	types := []string{core.ChallengeHTTP01, core.ChallengeDNS01, core.ChallengeTLSALPN01}
+	errs := make(chan error, 24)
+	var wg sync.WaitGroup
+	for i := range cap(errs) {
+		tok := "c" + strconv.Itoa(i)
+		name := "host" + strconv.Itoa(i%4) + ".internal"
+		typ := types[i%len(types)]
+		switch typ {
+		case core.ChallengeHTTP01:
+			resp.Set(tok, keyAuthFor(tok))
+		case core.ChallengeDNS01:
+			dns.AddTXT("_acme-challenge."+name, dnsValue(keyAuthFor(tok)))
+		case core.ChallengeTLSALPN01:
+			// One certificate per name: use a name of its own.
+			name = tok + ".alpn.internal"
+			alpn.Set(dnsID(name), keyAuthFor(tok))
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- v.Validate(context.Background(), core.ChallengeInput{
+				Type: typ, Identifier: dnsID(name), Token: tok, KeyAuthorization: keyAuthFor(tok),
+			})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		wantResult(t, err, "")
+	}
+}
