@@ -268,12 +268,14 @@ func (c *testClient) order(url string) orderJSON {
 // asynchronous; the loop is bounded so a stuck order fails the test.
 func (c *testClient) waitOrder(url string, from core.Status) orderJSON {
 	c.t.Helper()
-	for range 500 {
+	delay := 100 * time.Microsecond
+	for range 1000 {
 		o := c.order(url)
 		if o.Status != from {
 			return o
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(delay)
+		delay = min(2*delay, 10*time.Millisecond)
 	}
 	c.t.Fatalf("order %s stayed %s", url, from)
 	return orderJSON{}

@@ -266,3 +266,12 @@ func newEnv(t testing.TB, mutate ...func(*Options)) *testEnv {
 func (e *testEnv) url(path string) string { return e.base + "/acme/" + testProv + path }
 
 func (e *testEnv) httpClient() *http.Client { return e.ts.Client() }
+
+func mustTime(t testing.TB, s string) time.Time {
+	t.Helper()
+	v, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}

@@ -142,7 +142,9 @@ func TestJWSChainRefusals(t *testing.T) {
 		},
 		{
 			name: "wrong content type", wantStatus: 415, wantType: "malformed",
-			send: func() *response { return c.postRaw(orderURL, c.sign(orderURL, payload, signOpts{}), "application/json") },
+			send: func() *response {
+				return c.postRaw(orderURL, c.sign(orderURL, payload, signOpts{}), "application/json")
+			},
 		},
 		{
 			name: "oversized body", wantStatus: 413, wantType: "malformed",
@@ -153,7 +155,9 @@ func TestJWSChainRefusals(t *testing.T) {
 		},
 		{
 			name: "unknown account", wantStatus: 400, wantType: "accountDoesNotExist",
-			send: func() *response { return c.postWith(orderURL, payload, signOpts{kid: env.url("/account/nosuchaccount")}) },
+			send: func() *response {
+				return c.postWith(orderURL, payload, signOpts{kid: env.url("/account/nosuchaccount")})
+			},
 		},
 		{
 			name: "kid not an account URL", wantStatus: 400, wantType: "accountDoesNotExist",
