@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/policyca/policyca/bootstrap"
+	"github.com/policyca/policyca/config"
+	"github.com/policyca/policyca/server"
+)
+
+// loadConfig resolves --config or --state to a loaded configuration.
+func loadConfig(stateDir, cfgPath string) (*config.Config, string, error) {
+	if cfgPath == "" {
+		cfgPath = bootstrap.ConfigPath(stateDir)
+	}
+	c, err := config.Load(cfgPath)
+	if err != nil {
+		return nil, cfgPath, err
+	}
+	return c, cfgPath, nil
+}
+
+func newCACmd() *cobra.Command {
+	var stateDir, cfgPath, listen string
+	cmd := &cobra.Command{
+		Use:   "ca",
+		Short: "Run the CA: ACME server, validation, signing, storage",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, path, err := loadConfig(stateDir, cfgPath)
+			if err != nil {
+				return err
+			}
+			if listen != "" {
+				c.Listen = listen
+			}
+			log := server.NewLogger(c.Log)
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			srv, err := server.New(ctx, c, log)
+			if err != nil {
+				return fmt.Errorf("starting the CA from %s: %w", path, err)
+			}
+			defer srv.Close()
+			out := cmd.OutOrStdout()
+			dir := c.BaseURL() + "/acme/" + c.Provisioners[0].Name + "/directory"
+			root := c.Path(c.Issuer.Root)
+			fmt.Fprintf(out, "policyca CA serving on %s\n", c.Listen)
+			fmt.Fprintf(out, "  ACME directory: %s\n", dir)
+			fmt.Fprintf(out, "  root certificate: %s\n", root)
+			fmt.Fprintf(out, "  try: sudo REQUESTS_CA_BUNDLE=%s certbot certonly --standalone --server %s -d myhost.internal --register-unsafely-without-email --agree-tos\n", root, dir)
+			return srv.Run(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&stateDir, "state", ".policyca", "state directory created by init")
+	f.StringVar(&cfgPath, "config", "", "configuration file (default <state>/policyca.json)")
+	f.StringVar(&listen, "listen", "", "override the configured listen address")
+	return cmd
+}

@@ -1,0 +1,308 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/policyca/policyca/acme"
+	"github.com/policyca/policyca/acme/nonce"
+	"github.com/policyca/policyca/ca"
+	"github.com/policyca/policyca/config"
+	"github.com/policyca/policyca/pki"
+	"github.com/policyca/policyca/ra"
+	"github.com/policyca/policyca/signer"
+	"github.com/policyca/policyca/store"
+	"github.com/policyca/policyca/store/sqlite"
+)
+
+// staleProcessing is how long an order may stay in "processing" before the
+// recovery sweep declares the issuance lost (a crash between the transition
+// and the certificate being stored).
+const staleProcessing = 5 * time.Minute
+
+// Server is one running CA node.
+type Server struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	store  store.Store
+	ca     *ca.CA
+	acme   *acme.Server
+	root   *x509.Certificate
+	tlsCfg *tls.Config
+	mux    *http.ServeMux
+
+	mu      sync.Mutex
+	httpSrv *http.Server
+}
+
+// New builds a node from its configuration. It opens the database (running
+// migrations) and loads every key; any failure is returned, naming what
+// failed, and nothing keeps running.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, err error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s = &Server{cfg: cfg, log: log}
+
+	roots, err := pki.ReadPEMCerts(cfg.Path(cfg.Issuer.Root))
+	if err != nil {
+		return nil, fmt.Errorf("issuer.root: %w", err)
+	}
+	s.root = roots[0]
+	issuerCerts, err := pki.ReadPEMCerts(cfg.Path(cfg.Issuer.Cert))
+	if err != nil {
+		return nil, fmt.Errorf("issuer.cert: %w", err)
+	}
+	var chain []*x509.Certificate
+	if len(issuerCerts) > 1 {
+		chain = issuerCerts[1:]
+	}
+	if cfg.Issuer.Chain != "" {
+		more, err := pki.ReadPEMCerts(cfg.Path(cfg.Issuer.Chain))
+		if err != nil {
+			return nil, fmt.Errorf("issuer.chain: %w", err)
+		}
+		chain = append(chain, more...)
+	}
+	issuerSigner, err := signer.Open(ctx, cfg.KeyURI(cfg.Issuer.Key))
+	if err != nil {
+		return nil, fmt.Errorf("issuer.key: %w", err)
+	}
+
+	tlsCerts, err := pki.ReadPEMCerts(cfg.Path(cfg.TLS.Cert))
+	if err != nil {
+		return nil, fmt.Errorf("tls.cert: %w", err)
+	}
+	tlsSigner, err := signer.Open(ctx, cfg.KeyURI(cfg.TLS.Key))
+	if err != nil {
+		return nil, fmt.Errorf("tls.key: %w", err)
+	}
+	tc := tls.Certificate{PrivateKey: tlsSigner, Leaf: tlsCerts[0]}
+	for _, c := range tlsCerts {
+		tc.Certificate = append(tc.Certificate, c.Raw)
+	}
+	s.tlsCfg = &tls.Config{Certificates: []tls.Certificate{tc}, MinVersion: tls.VersionTLS12}
+
+	st, err := sqlite.Open(ctx, cfg.Path(cfg.Database.Path))
+	if err != nil {
+		return nil, fmt.Errorf("database.path: %w", err)
+	}
+	s.store = st
+	defer func() {
+		if err != nil {
+			st.Close()
+		}
+	}()
+
+	profiles := map[string]ca.Profile{}
+	for _, p := range cfg.Provisioners {
+		profiles[p.Name] = ca.Profile{DefaultLifetime: p.DefaultLifetime.D(), MaxLifetime: p.MaxLifetime.D()}
+	}
+	lint := cfg.Issuer.Lint == nil || *cfg.Issuer.Lint
+	s.ca, err = ca.New(ca.Options{
+		Signer:   issuerSigner,
+		Issuer:   issuerCerts[0],
+		Chain:    chain,
+		Store:    st,
+		Profiles: profiles,
+		Backdate: cfg.Issuer.Backdate.D(),
+		Lint:     lint,
+		Logger:   log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("issuer: %w", err)
+	}
+
+	var provs []acme.Provisioner
+	for _, p := range cfg.Provisioners {
+		v, err := ra.NewValidator(ra.ValidatorConfig{
+			HTTPPort:    p.Validation.HTTP01Port,
+			TLSALPNPort: p.Validation.TLSALPN01Port,
+			Resolvers:   p.Validation.Resolvers,
+			Timeout:     p.Validation.Timeout.D(),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("provisioner %q: %w", p.Name, err)
+		}
+		provs = append(provs, acme.Provisioner{
+			Name:           p.Name,
+			Validator:      v,
+			RequireEAB:     p.RequireEAB,
+			TermsOfService: p.TermsOfService,
+			Website:        p.Website,
+			CAAIdentities:  p.CAAIdentities,
+		})
+	}
+	nonces, err := nonce.NewMemory(1 << 16)
+	if err != nil {
+		return nil, err
+	}
+	s.acme, err = acme.NewServer(acme.Options{
+		BaseURL:      cfg.BaseURL(),
+		Provisioners: provs,
+		Store:        st,
+		Authority:    s.ca,
+		Nonces:       nonces,
+		Logger:       log,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	s.mux = http.NewServeMux()
+	s.mux.Handle("/acme/", s.acme.Handler())
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /roots.pem", s.rootsPEM)
+	s.mux.HandleFunc("GET /crl", s.crl)
+	return s, nil
+}
+
+// Handler is the node's HTTP handler (for tests that bring their own listener).
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// TLSConfig is the listener's TLS configuration.
+func (s *Server) TLSConfig() *tls.Config { return s.tlsCfg }
+
+// Root is the CA's root certificate.
+func (s *Server) Root() *x509.Certificate { return s.root }
+
+// Store exposes the node's store (for operator commands and tests).
+func (s *Server) Store() store.Store { return s.store }
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	status := map[string]any{"status": "ok"}
+	code := http.StatusOK
+	if err := s.store.Ping(ctx); err != nil {
+		status["status"] = "unhealthy"
+		status["store"] = "unreachable"
+		code = http.StatusServiceUnavailable
+		s.log.Error("health: store", "err", err)
+	} else {
+		status["store"] = "ok"
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(status)
+}
+
+func (s *Server) rootsPEM(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	pem.Encode(w, &pem.Block{Type: "CERTIFICATE", Bytes: s.root.Raw})
+}
+
+func (s *Server) crl(w http.ResponseWriter, r *http.Request) {
+	der, err := s.ca.CRL(r.Context())
+	if err != nil {
+		s.log.Error("crl", "err", err)
+		http.Error(w, "CRL unavailable", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/pkix-crl")
+	w.Write(der)
+}
+
+// Run serves on the configured address until ctx is done, then shuts down
+// gracefully within the configured timeout.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", s.cfg.Listen, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves TLS on ln until ctx is done.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.mux,
+		TLSConfig:         s.tlsCfg,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.mu.Lock()
+	s.httpSrv = srv
+	s.mu.Unlock()
+
+	if n, err := s.acme.RecoverStaleOrders(ctx, staleProcessing); err != nil {
+		s.log.Error("recovering stale orders", "err", err)
+	} else if n > 0 {
+		s.log.Warn("orders left in processing by a previous run marked invalid", "count", n)
+	}
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	defer stopSweep()
+	go s.sweep(sweepCtx)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	s.log.Info("serving", "listen", ln.Addr().String(), "base_url", s.cfg.BaseURL())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout.D())
+	defer cancel()
+	s.log.Info("shutting down")
+	err := srv.Shutdown(sctx)
+	s.acme.Close()
+	if e := <-errc; !errors.Is(e, http.ErrServerClosed) && err == nil {
+		err = e
+	}
+	return err
+}
+
+func (s *Server) sweep(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := s.acme.RecoverStaleOrders(ctx, staleProcessing); err != nil && ctx.Err() == nil {
+				s.log.Error("recovering stale orders", "err", err)
+			}
+		}
+	}
+}
+
+// Close releases the store.
+func (s *Server) Close() error {
+	return s.store.Close()
+}
+
+// NewLogger builds the process logger from the configuration.
+func NewLogger(c config.Log) *slog.Logger {
+	lvl := slog.LevelInfo
+	switch c.Level {
+	case "debug":
+		lvl = slog.LevelDebug
+	case "warn":
+		lvl = slog.LevelWarn
+	case "error":
+		lvl = slog.LevelError
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
