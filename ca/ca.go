@@ -210,6 +210,9 @@ func New(o Options) (*CA, error) {
 	}
 	c.chainPEM = pki.EncodePEMCerts(append([]*x509.Certificate{o.Issuer}, o.Chain...)...)
 	if o.Lint {
+		if _, err := lintRegistryEd25519(); err != nil {
+			return nil, fmt.Errorf("ca: lint registry: %w", err)
+		}
 		if _, err := lintRegistry(); err != nil {
 			return nil, fmt.Errorf("ca: lint registry: %w", err)
 		}
@@ -307,8 +310,11 @@ func (c *CA) Sign(ctx context.Context, req core.SignRequest) (*core.Certificate,
 		if err == nil {
 			return cert, nil
 		}
-		if !errors.Is(err, store.ErrDuplicateSerial) || attempt == serialAttempts {
+		if !errors.Is(err, store.ErrDuplicateSerial) {
 			return nil, err
+		}
+		if attempt == serialAttempts {
+			return nil, core.Wrap(core.KindServerInternal, err, "cannot store the certificate")
 		}
 		c.log.WarnContext(ctx, "serial collision, retrying", "attempt", attempt)
 	}

@@ -38,6 +38,11 @@ const (
 	saltLen       = 16
 )
 
+// kdfIterations is what MarshalKey uses. It is a variable only so that the
+// package's own tests, which run under the race detector where PBKDF2 is
+// twenty times slower, can lower it; nothing else changes it.
+var kdfIterations = defaultIterations
+
 // encryptedPrivateKeyInfo is RFC 5958 §3.
 type encryptedPrivateKeyInfo struct {
 	Algorithm     pkix.AlgorithmIdentifier

@@ -52,6 +52,18 @@ func Open(_ context.Context, uri string) (crypto.Signer, error) {
 	return LoadKey(path, pass)
 }
 
+// URI returns the key URI for path, with pinSource (a passphrase file
+// path, or "" for an unencrypted key) as its pin-source; the parts are
+// escaped so that any path round-trips through Open.
+func URI(path, pinSource string) string {
+	u := url.URL{Scheme: "file", Path: path}
+	if pinSource != "" {
+		pin := url.URL{Scheme: "file", Path: pinSource}
+		u.RawQuery = url.Values{"pin-source": {pin.String()}}.Encode()
+	}
+	return u.String()
+}
+
 func parseURI(uri string) (path string, pass []byte, err error) {
 	u, err := url.Parse(uri)
 	if err != nil {
@@ -163,6 +175,9 @@ func ParseKey(data, passphrase []byte) (crypto.Signer, error) {
 		if block == nil {
 			return nil, errors.New("soft: no private key PEM block found")
 		}
+		if _, ok := block.Headers["DEK-Info"]; ok {
+			return nil, errors.New("soft: legacy OpenSSL-encrypted PEM (DEK-Info) is not supported; convert with openssl pkcs8 -topk8 -v2 aes-256-cbc")
+		}
 		switch block.Type {
 		case pemPKCS8:
 			return signerFrom(x509.ParsePKCS8PrivateKey(block.Bytes))
@@ -186,10 +201,6 @@ func ParseKey(data, passphrase []byte) (crypto.Signer, error) {
 				return nil, ErrBadPassphrase
 			}
 			return signerFrom(k, nil)
-		default:
-			if _, ok := block.Headers["DEK-Info"]; ok {
-				return nil, errors.New("soft: legacy OpenSSL-encrypted PEM (DEK-Info) is not supported; convert with openssl pkcs8 -topk8 -v2 aes-256-cbc")
-			}
 		}
 	}
 }
@@ -221,7 +232,7 @@ func MarshalKey(key crypto.Signer, passphrase []byte) ([]byte, error) {
 	if len(passphrase) == 0 {
 		return pem.EncodeToMemory(&pem.Block{Type: pemPKCS8, Bytes: der}), nil
 	}
-	enc, err := encryptPKCS8(rand.Reader, der, passphrase, defaultIterations)
+	enc, err := encryptPKCS8(rand.Reader, der, passphrase, kdfIterations)
 	if err != nil {
 		return nil, err
 	}
