@@ -3,6 +3,17 @@
 // the contract suite in store/storetest. The interface uses no
 // backend-specific semantics: every multi-row change is one transaction,
 // every update of a mutable object is checked against its Version.
+//
+// Conventions shared by all methods (checked by store/storetest):
+//   - Create/Put methods fill in an empty ID (random) and a zero CreatedAt
+//     (now), write them back into the caller's struct on success, and leave
+//     it untouched on failure.
+//   - Times are returned in UTC, truncated to the microsecond
+//     (storetest.TimePrecision); the zero time means "absent" and
+//     round-trips as the zero time.
+//   - Update methods write every field except ID, CreatedAt and the owning
+//     IDs (AccountID, OrderID).
+//   - Errors wrap the sentinels below; test them with errors.Is.
 package store
 
 import (
@@ -37,21 +48,27 @@ type Store interface {
 	GetAccountByThumbprint(ctx context.Context, thumbprint string) (*core.Account, error)
 	// UpdateAccount writes a if its Version still matches the stored one,
 	// then increments a.Version. ErrConflict otherwise, or if the new
-	// KeyThumbprint belongs to another account.
+	// KeyThumbprint belongs to another account; ErrNotFound if a is gone.
 	UpdateAccount(ctx context.Context, a *core.Account) error
 
 	// CreateOrder inserts an order and its authorizations in one
-	// transaction (all Versions become 1).
+	// transaction (all Versions become 1). Each authorization's OrderID is
+	// set to o.ID (AccountID to o.AccountID if empty). An empty o.AuthzIDs
+	// becomes the authorizations' IDs; a non-empty one is kept, since an
+	// order may reuse earlier authorizations. ErrNotFound if the account
+	// does not exist; nothing is stored on any error.
 	CreateOrder(ctx context.Context, o *core.Order, authzs []*core.Authorization) error
 	GetOrder(ctx context.Context, id string) (*core.Order, error)
 	// UpdateOrder: same version check as UpdateAccount.
 	UpdateOrder(ctx context.Context, o *core.Order) error
 	// ListOrderIDs returns the IDs of an account's orders, oldest first,
 	// starting after the cursor ("" = from the start), at most limit; next
-	// is "" when there are no more.
+	// is "" when there are no more. The cursor is opaque (a next value);
+	// an unknown one is ErrNotFound. limit < 1 is an error.
 	ListOrderIDs(ctx context.Context, accountID, cursor string, limit int) (ids []string, next string, err error)
 	// ListStaleProcessingOrders returns orders in "processing" whose
-	// ProcessingSince is before the given time (crash recovery).
+	// ProcessingSince is before the given time (crash recovery). One in
+	// "processing" with a zero ProcessingSince is always included.
 	ListStaleProcessingOrders(ctx context.Context, before time.Time) ([]*core.Order, error)
 
 	GetAuthorization(ctx context.Context, id string) (*core.Authorization, error)
@@ -62,15 +79,21 @@ type Store interface {
 
 	// PutCertificate stores an issued certificate (the CA's record).
 	// ErrDuplicateSerial if the serial exists with a different ID; storing
-	// the same certificate (same ID and serial) twice is a no-op.
+	// the same certificate (same ID and serial) twice is a no-op, so a
+	// caller unsure whether a commit happened can retry. ErrConflict if the
+	// ID exists with a different serial. No reference to an account or
+	// order is required: a signed certificate must always be recordable.
 	PutCertificate(ctx context.Context, c *core.Certificate) error
 	// CompleteOrder stores c (as PutCertificate) and writes o (as
-	// UpdateOrder) in one transaction.
+	// UpdateOrder) in one transaction: if o is stale (ErrConflict) or gone
+	// (ErrNotFound), c is not stored either. The caller sets o's Status and
+	// CertificateID.
 	CompleteOrder(ctx context.Context, o *core.Order, c *core.Certificate) error
 	GetCertificate(ctx context.Context, id string) (*core.Certificate, error)
 	GetCertificateBySerial(ctx context.Context, serial string) (*core.Certificate, error)
-	// RevokeCertificate marks the certificate revoked. ErrNotFound,
-	// ErrAlreadyRevoked.
+	// RevokeCertificate marks the certificate revoked at the given time
+	// (now if zero). Serials are matched exactly (callers normalise to
+	// lower-case hex). ErrNotFound, ErrAlreadyRevoked.
 	RevokeCertificate(ctx context.Context, serial string, reason int, at time.Time) error
 	// ListRevoked returns revoked certificates that have not expired at
 	// the given time (for CRLs).

@@ -21,7 +21,7 @@ func benchStore(b *testing.B, sync Synchronous) (*Store, *core.Account) {
 	}
 	b.Cleanup(func() { s.Close() })
 	a := &core.Account{KeyThumbprint: "bench", Provisioner: "acme", Status: core.StatusValid,
-		KeyJWK: []byte(`{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}`),
+		KeyJWK:  []byte(`{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}`),
 		Contact: []string{"mailto:ops@example.internal"}}
 	if err := s.CreateAccount(b.Context(), a); err != nil {
 		b.Fatalf("CreateAccount: %v", err)
