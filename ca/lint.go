@@ -101,7 +101,7 @@ func LintNames() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := r.Names()
+	n := slices.Clone(r.CertificateLints().Names())
 	sort.Strings(n)
 	return n, nil
 }
