@@ -8,6 +8,10 @@ SHELL := /bin/bash
 GO ?= go
 STATE ?= .policyca
 LISTEN ?= 127.0.0.1:8443
+# make run is a demo on one machine: the CA validates http-01 and tls-alpn-01
+# on unprivileged ports so certbot needs no root (production uses 80/443).
+HTTP01_PORT ?= 5002
+TLSALPN01_PORT ?= 5001
 # The short fuzz run in `make test` is a smoke test that the targets still
 # build and the seed corpus passes; `make fuzz` is for actually finding bugs.
 FUZZTIME ?= 10s
@@ -34,7 +38,7 @@ build:
 # policyca.json is the config file init writes (bootstrap.ConfigFile).
 run: build
 	@if [ ! -e '$(STATE)/policyca.json' ]; then \
-		bin/policyca init --state '$(STATE)' --listen '$(LISTEN)'; \
+		bin/policyca init --state '$(STATE)' --listen '$(LISTEN)' --http01-port '$(HTTP01_PORT)' --tlsalpn01-port '$(TLSALPN01_PORT)'; \
 	fi
 	exec bin/policyca ca --state '$(STATE)'
 

@@ -210,6 +210,13 @@ func (v *Validator) targetAddrs(ctx context.Context, host string) ([]netip.Addr,
 	if ip, err := netip.ParseAddr(host); err == nil {
 		return []netip.Addr{ip.Unmap()}, nil
 	}
+	if isLocalhostName(host) {
+		// RFC 6761 §6.3: localhost names always mean the loopback
+		// interface and are never sent to DNS. This is what lets a
+		// client on the CA's own machine (make run, the README's
+		// certbot example) validate myhost.localhost.
+		return []netip.Addr{netip.IPv6Loopback(), netip.AddrFrom4([4]byte{127, 0, 0, 1})}, nil
+	}
 	ips, err := v.resolver.LookupIP(ctx, host)
 	if err != nil {
 		var e *core.Error
@@ -305,4 +312,10 @@ func quoteTruncated(s string, n int) string {
 		return fmt.Sprintf("%q (truncated)", s[:n])
 	}
 	return fmt.Sprintf("%q", s)
+}
+
+// isLocalhostName reports whether host is "localhost" or a name below it.
+func isLocalhostName(host string) bool {
+	h := strings.TrimSuffix(strings.ToLower(host), ".")
+	return h == "localhost" || strings.HasSuffix(h, ".localhost")
 }

@@ -321,3 +321,28 @@ func TestConcurrentValidations(t *testing.T) {
 		wantResult(t, err, "")
 	}
 }
+
+// Localhost names (RFC 6761 §6.3) are loopback without asking DNS, so a
+// client on the CA's own machine can validate "myhost.localhost".
+func TestLocalhostNamesAreLoopback(t *testing.T) {
+	resp := challtest.NewHTTP01Responder(t, "127.0.0.1:0")
+	resp.Set("tok", keyAuthFor("tok"))
+	res := &fakeResolver{ips: map[string][]netip.Addr{}, txt: map[string][]string{}}
+	v := newValidator(t, ra.ValidatorConfig{HTTPPort: resp.Port(), Resolver: res, Dialer: &countingDialer{}})
+	for _, name := range []string{"localhost", "myhost.localhost", "A.B.LOCALHOST."} {
+		err := v.Validate(context.Background(), core.ChallengeInput{
+			Type: core.ChallengeHTTP01, Identifier: dnsID(name), Token: "tok", KeyAuthorization: keyAuthFor("tok"),
+		})
+		wantResult(t, err, "")
+	}
+	if len(res.asked) != 0 {
+		t.Errorf("resolver was asked %v for localhost names", res.asked)
+	}
+	// Not a localhost name: the resolver is asked (and knows nothing).
+	err := v.Validate(context.Background(), core.ChallengeInput{
+		Type: core.ChallengeHTTP01, Identifier: dnsID("localhost.example"), Token: "tok", KeyAuthorization: keyAuthFor("tok"),
+	})
+	if err == nil {
+		t.Fatal("localhost.example validated without DNS records")
+	}
+}

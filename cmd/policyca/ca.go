@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -54,7 +56,7 @@ func newCACmd() *cobra.Command {
 			fmt.Fprintf(out, "policyca CA serving on %s\n", c.Listen)
 			fmt.Fprintf(out, "  ACME directory: %s\n", dir)
 			fmt.Fprintf(out, "  root certificate: %s\n", root)
-			fmt.Fprintf(out, "  try: sudo REQUESTS_CA_BUNDLE=%s certbot certonly --standalone --server %s -d myhost.internal --register-unsafely-without-email --agree-tos\n", root, dir)
+			fmt.Fprintf(out, "  try:\n    %s\n", certbotExample(c, dir, root))
 			return srv.Run(ctx)
 		},
 	}
@@ -63,4 +65,26 @@ func newCACmd() *cobra.Command {
 	f.StringVar(&cfgPath, "config", "", "configuration file (default <state>/policyca.json)")
 	f.StringVar(&listen, "listen", "", "override the configured listen address")
 	return cmd
+}
+
+// certbotExample is a certbot command that works against this CA from the
+// same machine: myhost.localhost is loopback (RFC 6761), so the CA reaches
+// certbot's standalone responder on the configured http-01 port.
+func certbotExample(c *config.Config, dir, root string) string {
+	p := c.Provisioners[0]
+	var b strings.Builder
+	work := filepath.Join(filepath.Dir(root), "..", "certbot")
+	if abs, err := filepath.Abs(work); err == nil {
+		work = abs
+	}
+	if p.Validation.HTTP01Port < 1024 && os.Geteuid() != 0 {
+		b.WriteString("sudo ")
+	}
+	fmt.Fprintf(&b, "REQUESTS_CA_BUNDLE=%s certbot certonly --standalone --non-interactive --agree-tos --register-unsafely-without-email", root)
+	fmt.Fprintf(&b, " --server %s", dir)
+	if p.Validation.HTTP01Port != 80 {
+		fmt.Fprintf(&b, " --http-01-port %d", p.Validation.HTTP01Port)
+	}
+	fmt.Fprintf(&b, " --config-dir %[1]s --work-dir %[1]s --logs-dir %[1]s -d myhost.localhost", work)
+	return b.String()
 }
