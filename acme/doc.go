@@ -24,7 +24,13 @@
 //   - A CSR the CA refuses as badCSR puts the order back to "ready" so the
 //     client can finalize again with a good CSR; any other signing error
 //     makes the order invalid.
+//   - revokeCert by account requires the account that ordered the
+//     certificate; revocation by an account that merely holds valid
+//     authorizations for all its names (also allowed by §7.6) is not
+//     implemented.
 //   - Only one challenge of an authorization may be processing at a time.
+//     Validations run on at most ValidationWorkers goroutines at once;
+//     further ones wait for a slot.
 //   - A pending authorization past its expiry reads as invalid, a valid one
 //     as expired; a pending or ready order past its expiry reads as invalid.
 //     These are persisted lazily, on the read that notices them.

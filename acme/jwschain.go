@@ -174,7 +174,7 @@ func (s *Server) accountByKID(ctx context.Context, p *provisioner, kid string) (
 	}
 	id, ok := strings.CutPrefix(kid, p.prefix+"/account/")
 	if !ok || id == "" || strings.Contains(id, "/") {
-		if other := s.otherProvisioner(kid); other != "" {
+		if other := s.otherProvisioner(kid); other != "" && other != p.Name {
 			return nil, core.Errorf(core.KindUnauthorized, "account belongs to provisioner %q", other)
 		}
 		return nil, core.Errorf(core.KindAccountDoesNotExist, "kid is not an account URL of this directory")

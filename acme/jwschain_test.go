@@ -41,7 +41,10 @@ func hs256(protected map[string]any, payload []byte) []byte {
 }
 
 func TestJWSChainRefusals(t *testing.T) {
-	env := newEnv(t, func(o *Options) { o.MaxBodyBytes = 4096 })
+	env := newEnv(t, func(o *Options) {
+		o.MaxBodyBytes = 4096
+		o.Provisioners = append(o.Provisioners, Provisioner{Name: "other", Validator: &fakeValidator{}})
+	})
 	c := env.newClient(t)
 	c.register()
 	orderURL := env.url("/new-order")
@@ -162,6 +165,19 @@ func TestJWSChainRefusals(t *testing.T) {
 		{
 			name: "kid not an account URL", wantStatus: 400, wantType: "accountDoesNotExist",
 			send: func() *response { return c.postWith(orderURL, payload, signOpts{kid: "https://elsewhere/account/1"}) },
+		},
+		{
+			name: "account URL with a suffix", wantStatus: 400, wantType: "accountDoesNotExist",
+			send: func() *response { return c.postWith(orderURL, payload, signOpts{kid: c.kid + "/orders"}) },
+		},
+		{
+			name: "account of another provisioner", wantStatus: 403, wantType: "unauthorized",
+			send: func() *response {
+				o := env.newClient(t)
+				o.dir = env.base + "/acme/other"
+				o.register()
+				return o.postWith(orderURL, payload, signOpts{})
+			},
 		},
 		{
 			name: "deactivated account", wantStatus: 403, wantType: "unauthorized",
