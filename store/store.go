@@ -36,6 +36,9 @@ var (
 	ErrDuplicateSerial = errors.New("store: duplicate serial")
 	// ErrAlreadyRevoked: the certificate is already revoked.
 	ErrAlreadyRevoked = errors.New("store: already revoked")
+	// ErrEABUnusable: the EAB key cannot bind an account (it is revoked,
+	// expired, or already bound). The wrapped text says which.
+	ErrEABUnusable = errors.New("store: EAB key unusable")
 )
 
 // Store is the full persistence interface. Packages that use it declare the
