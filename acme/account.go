@@ -89,10 +89,18 @@ func (s *Server) handleNewAccount(w http.ResponseWriter, r *http.Request, req *r
 		TermsAgreed:   pl.TermsOfServiceAgreed,
 		CreatedAt:     s.now().UTC(),
 	}
-	if req.prov.RequireEAB {
-		if err := s.bindExternalAccount(ctx, req, pl.ExternalAccountBinding, acct); err != nil {
+	hasBinding := len(pl.ExternalAccountBinding) > 0 && string(pl.ExternalAccountBinding) != "null"
+	if req.prov.RequireEAB && !hasBinding {
+		return core.Errorf(core.KindExternalAccountRequired, "this directory requires an external account binding")
+	}
+	if hasBinding {
+		if err := s.createBoundAccount(ctx, req, pl.ExternalAccountBinding, acct); err != nil {
 			return err
 		}
+		s.logger(ctx).Info("account created", "provisioner", req.prov.Name, "account", acct.ID, "eab_kid", acct.EABKeyID)
+		w.Header().Set("Location", req.prov.accountURL(acct.ID))
+		writeJSON(w, http.StatusCreated, req.prov.accountJSON(acct))
+		return nil
 	}
 	if err := s.store.CreateAccount(ctx, acct); err != nil {
 		if !errors.Is(err, store.ErrConflict) {
@@ -115,15 +123,16 @@ func (s *Server) handleNewAccount(w http.ResponseWriter, r *http.Request, req *r
 	return nil
 }
 
-// bindExternalAccount is the hook for RFC 8555 §7.3.4 external account
-// binding. Verifying the binding (and marking the EAB key used in the same
-// transaction that creates the account) is not implemented yet, so a
-// provisioner that requires EAB refuses every new account.
-func (s *Server) bindExternalAccount(_ context.Context, _ *request, binding json.RawMessage, _ *core.Account) error {
-	if len(binding) == 0 || string(binding) == "null" {
-		return core.Errorf(core.KindExternalAccountRequired, "this directory requires an external account binding")
+// createBoundAccount verifies the external account binding (RFC 8555
+// §7.3.4) and creates the account bound to its key in one step, so that one
+// key can never bind two accounts. A binding sent to a provisioner that does
+// not require one is still verified: it is what carries the account's own
+// policy.
+func (s *Server) createBoundAccount(ctx context.Context, req *request, binding json.RawMessage, acct *core.Account) error {
+	if s.binder == nil {
+		return core.Errorf(core.KindMalformed, "this server does not support external account binding")
 	}
-	return core.Errorf(core.KindExternalAccountRequired, "external account bindings cannot be verified by this server yet")
+	return s.binder.CreateBoundAccount(ctx, acct, binding, req.key, req.prov.prefix+"/new-account")
 }
 
 // accountByThumbprint returns the account of this provisioner with the

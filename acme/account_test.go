@@ -35,7 +35,7 @@ func TestNewAccount(t *testing.T) {
 		{"no at", testProv, map[string]any{"termsOfServiceAgreed": true, "contact": []string{"mailto:nobody"}}, 400, "invalidContact"},
 		{"not a URI", testProv, map[string]any{"termsOfServiceAgreed": true, "contact": []string{"a@x.internal"}}, 400, "invalidContact"},
 		{"eab required", "eab", map[string]any{}, 400, "externalAccountRequired"},
-		{"eab given but unverifiable", "eab", map[string]any{"externalAccountBinding": map[string]string{"protected": "x"}}, 400, "externalAccountRequired"},
+		{"eab given, no binder configured", "eab", map[string]any{"externalAccountBinding": map[string]string{"protected": "x"}}, 400, "malformed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/x509"
 
+	jose "github.com/go-jose/go-jose/v4"
+
 	"github.com/policyca/policyca/core"
 )
 
@@ -41,4 +43,12 @@ type NonceSource interface {
 	// Redeem accepts a nonce once; anything else is a *core.Error of kind
 	// badNonce.
 	Redeem(ctx context.Context, nonce string) error
+}
+
+// AccountBinder verifies an External Account Binding (RFC 8555 §7.3.4) and
+// creates the account bound to its key, atomically: of concurrent requests
+// with one key, one account results. In one process it is *eab.Binder over
+// the CA's store; behind an RA it is the remote CA. Refusals are *core.Error.
+type AccountBinder interface {
+	CreateBoundAccount(ctx context.Context, acct *core.Account, binding []byte, outerKey *jose.JSONWebKey, url string) error
 }

@@ -67,6 +67,9 @@ type Options struct {
 	Store        Store
 	Authority    Authority
 	Nonces       NonceSource
+	// Binder verifies external account bindings. Without it, a newAccount
+	// carrying a binding, or on a provisioner that requires one, is refused.
+	Binder AccountBinder
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Now defaults to time.Now.
@@ -101,6 +104,7 @@ type Server struct {
 	store             Store
 	authority         Authority
 	nonces            NonceSource
+	binder            AccountBinder
 	log               *slog.Logger
 	now               func() time.Time
 	orderLifetime     time.Duration
@@ -149,6 +153,7 @@ func NewServer(o Options) (*Server, error) {
 		store:             o.Store,
 		authority:         o.Authority,
 		nonces:            o.Nonces,
+		binder:            o.Binder,
 		log:               o.Logger,
 		now:               o.Now,
 		orderLifetime:     o.OrderLifetime,
