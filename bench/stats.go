@@ -81,9 +81,10 @@ func (h *histogram) add(step, class, example string) {
 	h.order = append(h.order, ErrorCount{Step: step, Class: class, Count: 1, Example: example})
 }
 
-// rows returns the histogram, most frequent first.
+// rows returns the histogram, most frequent first; never nil, so that
+// JSON shows "errors": [] rather than null.
 func (h *histogram) rows() []ErrorCount {
-	r := slices.Clone(h.order)
+	r := append([]ErrorCount{}, h.order...)
 	slices.SortStableFunc(r, func(a, b ErrorCount) int { return b.Count - a.Count })
 	return r
 }
