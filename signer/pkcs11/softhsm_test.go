@@ -453,6 +453,60 @@ func TestSoftHSMSessionsKilled(t *testing.T) {
 	}
 }
 
+// Sessions killed under concurrent load: 16 goroutines released together
+// onto dead sessions. Each failed attempt is retried on the one new
+// connection, so no caller sees an error.
+//
+// The sessions are killed between two rounds, not while signatures are in
+// flight: SoftHSM2 crashes (SIGSEGV in C_Sign) when C_CloseAllSessions
+// races an operation on another thread, a SoftHSM2 bug that real HSMs,
+// which report the dead sessions instead, do not share.
+func TestSoftHSMSessionsKilledUnderLoad(t *testing.T) {
+	_, tokenURI := softhsmtest.NewToken(t, "killed-load")
+	m, _, dials := faultManager()
+	s, _, err := m.generate(context.Background(), softhsmtest.KeyURI(tokenURI, "k"), pki.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	pub := s.Public().(*ecdsa.PublicKey)
+	round := func(name string) {
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		errs := make(chan error, 16*20)
+		for g := range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				for i := range 20 {
+					d := sha256.Sum256(fmt.Appendf(nil, "%s %d/%d", name, g, i))
+					sig, err := s.Sign(rand.Reader, d[:], crypto.SHA256)
+					if err != nil {
+						errs <- fmt.Errorf("%s: %w", name, err)
+						continue
+					}
+					if !ecdsa.VerifyASN1(pub, d[:], sig) {
+						errs <- fmt.Errorf("%s: bad signature", name)
+					}
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+	}
+	round("before")
+	closeAllSessions(t, softhsmtest.Module(t))
+	round("after")
+	if n := dials.Load(); n != 2 {
+		t.Fatalf("%d connections, want the first and exactly one reconnect", n)
+	}
+}
+
 // The token's storage disappears while the CA runs, and comes back.
 // Renaming SoftHSM2's token directory is a real fault, not a simulation in
 // our code: SoftHSM2 notices that the token's files are gone, so signing
