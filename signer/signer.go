@@ -99,13 +99,32 @@ func Redact(uri string) string {
 	// Walk the string splitting on the separators RFC 7512 uses so that a
 	// secret in either the path or the query part is caught.
 	start := 0
+	inQuery := false
 	for i := 0; i <= len(uri); i++ {
 		if i < len(uri) && uri[i] != ';' && uri[i] != '&' && uri[i] != '?' {
 			continue
 		}
-		b.WriteString(redactAttr(uri[start:i]))
+		attr := uri[start:i]
+		if red := redactAttr(attr); red != attr && (inQuery || i < len(uri) && uri[i] == '?') {
+			// A secret value runs to the next query separator: an
+			// unencoded ';' or '?' inside a PIN must not end the
+			// redaction and show the rest of it.
+			j := strings.IndexByte(uri[i:], '&')
+			if j < 0 {
+				j = len(uri) - i
+			}
+			b.WriteString(red)
+			i += j
+			if i < len(uri) {
+				b.WriteByte(uri[i])
+			}
+			start = i + 1
+			continue
+		}
+		b.WriteString(redactAttr(attr))
 		if i < len(uri) {
 			b.WriteByte(uri[i])
+			inQuery = inQuery || uri[i] == '?'
 		}
 		start = i + 1
 	}

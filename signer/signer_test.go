@@ -111,6 +111,9 @@ func TestRedact(t *testing.T) {
 		{"pkcs11:pin-value=1234", "pkcs11:pin-value=REDACTED"},
 		{"pkcs11:token=a?PIN-VALUE=1234&pin-source=file:/p", "pkcs11:token=a?PIN-VALUE=REDACTED&pin-source=file:/p"},
 		{"pkcs11:token=a?pin%2Dvalue=1234", "pkcs11:token=a?pin%2Dvalue=REDACTED"},
+		// An unencoded ';' or '?' inside a query PIN does not end it.
+		{"pkcs11:token=a?pin-value=ab;cd&module-path=/m.so", "pkcs11:token=a?pin-value=REDACTED&module-path=/m.so"},
+		{"pkcs11:token=a?module-path=/m.so&pin-value=ab;c?d", "pkcs11:token=a?module-path=/m.so&pin-value=REDACTED"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
