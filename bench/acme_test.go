@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -28,7 +29,7 @@ type testCA struct {
 	srv   *server.Server
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -38,7 +39,7 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func startCA(t *testing.T, validatePort int) *testCA {
+func startCA(t testing.TB, validatePort int) *testCA {
 	t.Helper()
 	dns := challtest.NewDNSServer(t)
 	// Names that are not *.localhost resolve to the generator's loopback
@@ -63,7 +64,9 @@ func startCA(t *testing.T, validatePort int) *testCA {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, cfg, slog.New(slog.DiscardHandler))
+	// Info-level text logs, discarded: the formatting cost of what
+	// `policyca ca` logs by default stays in benchmarks and profiles.
+	srv, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		cancel()
 		t.Fatal(err)
