@@ -1,0 +1,49 @@
+# METADATA
+# title: policyca default policy
+# description: |
+#   The decision that policyca evaluates at newOrder (stage "order") and
+#   before signing (stage "sign"). See docs/policy.md for the input
+#   document and the semantics of the name rules.
+package policyca
+
+# The decision document read by the CA. A request is allowed exactly when
+# no rule, in any file of package policyca, reports a violation: custom
+# policies extend the bundle by adding "violation contains ..." rules, and
+# can only narrow what the data allows.
+decision := object.union(
+	{"allow": count(violation) == 0, "violations": [v | some v in violation]},
+	{"lifetime": d | d := lifetime},
+)
+
+# layer holds the configured rule layers by kind. A layer that is absent is
+# not configured and constrains nothing, except the provisioner: a request
+# for a provisioner the policy does not know is refused (see below), so that
+# adding a provisioner to the server configuration cannot silently widen
+# what gets signed.
+layer := {kind: l |
+	some kind in ["authority", "provisioner", "account"]
+	l := layer_data(kind)
+}
+
+layer_data("authority") := data.policyca.authority
+
+layer_data("provisioner") := data.policyca.provisioners[input.provisioner.name]
+
+layer_data("account") := input.account.policy if is_object(input.account.policy)
+
+# layer_label names a layer in reasons shown to clients and operators.
+layer_label("authority") := "authority"
+
+layer_label("provisioner") := sprintf("provisioner '%s'", [input.provisioner.name])
+
+layer_label("account") := "account policy"
+
+violation contains v if {
+	not data.policyca.provisioners[input.provisioner.name]
+	v := {
+		"type": "provisioner",
+		"value": input.provisioner.name,
+		"layer": "provisioner",
+		"reason": sprintf("provisioner '%s' is not configured in the policy", [input.provisioner.name]),
+	}
+}

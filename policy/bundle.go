@@ -1,0 +1,357 @@
+package policy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/open-policy-agent/opa/v1/keys"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+)
+
+// Root is the only bundle root policyca reads; DecisionQuery is the
+// document it evaluates.
+const (
+	Root          = "policyca"
+	DecisionQuery = "data.policyca.decision"
+)
+
+// DefaultMaxBundleBytes bounds every file of a bundle and a downloaded
+// bundle as a whole.
+const DefaultMaxBundleBytes = 32 << 20
+
+// DefaultKeyID is the key id Build puts in signatures when none is given.
+const DefaultKeyID = "policyca"
+
+// disabledBuiltins reach outside the process. Removing them from the
+// capabilities makes a bundle that calls them fail to compile, with the
+// location of the call, instead of failing at evaluation time.
+var disabledBuiltins = []string{"http.send", "net.lookup_ip_addr", "opa.runtime"}
+
+// capabilities is this OPA version's capabilities without disabledBuiltins.
+func capabilities() *ast.Capabilities {
+	c := ast.CapabilitiesForThisVersion()
+	c.Builtins = slices.DeleteFunc(slices.Clone(c.Builtins), func(b *ast.Builtin) bool {
+		return slices.Contains(disabledBuiltins, b.Name)
+	})
+	return c
+}
+
+// VerificationKey is a public key that may sign bundles.
+type VerificationKey struct {
+	// PEM is the public key (PKIX "PUBLIC KEY" block, or an RSA or EC
+	// public key).
+	PEM string
+	// Alg is the JWS algorithm: ES256, ES384, ES512, RS256, RS384, RS512,
+	// PS256, PS384 or PS512.
+	Alg string
+}
+
+// verificationConfig turns keys into OPA's verification config; nil when
+// no key is configured (then signatures are not checked at all).
+func verificationConfig(ks map[string]VerificationKey) (*bundle.VerificationConfig, error) {
+	if len(ks) == 0 {
+		return nil, nil
+	}
+	m := make(map[string]*bundle.KeyConfig, len(ks))
+	for id, k := range ks {
+		alg := strings.ToUpper(k.Alg)
+		if !strings.HasPrefix(alg, "ES") && !strings.HasPrefix(alg, "RS") && !strings.HasPrefix(alg, "PS") {
+			// HMAC keys are refused: a shared secret in the CA's config
+			// would let anyone who reads it sign policy.
+			return nil, fmt.Errorf("verification key %q: algorithm %q is not allowed (use ES256 or RS256)", id, k.Alg)
+		}
+		kc, err := keys.NewKeyConfig(k.PEM, alg, "")
+		if err != nil {
+			return nil, fmt.Errorf("verification key %q: %w", id, err)
+		}
+		m[id] = kc
+	}
+	return bundle.NewVerificationConfig(m, "", "", nil), nil
+}
+
+// source is where a bundle comes from: a directory, a .tar.gz file, or
+// the bytes of a .tar.gz downloaded from name.
+type source struct {
+	name string
+	data []byte // set for downloaded bundles
+}
+
+// bundleFile reports whether a file is part of a bundle. Anything else
+// (tests, READMEs, editor files) is skipped, so that a signed bundle's
+// signature covers exactly what is loaded, and tests kept beside the
+// policy are never evaluated in production.
+func bundleFile(name string) bool {
+	base := path.Base(filepath.ToSlash(name))
+	switch {
+	case base == ".manifest" || base == ".signatures.json":
+		return true
+	case strings.HasPrefix(base, "."):
+		return false
+	case strings.HasSuffix(base, "_test.rego"):
+		return false
+	case strings.HasSuffix(base, ".rego"):
+		return true
+	case base == "data.json" || base == "data.yaml" || base == "data.yml":
+		return true
+	}
+	return false
+}
+
+func loaderFilter(abspath string, info fs.FileInfo, depth int) bool {
+	if info.IsDir() {
+		// Hidden directories (.git) are never part of a bundle; depth 0 is
+		// the bundle root itself.
+		return depth > 0 && strings.HasPrefix(info.Name(), ".")
+	}
+	return !bundleFile(abspath)
+}
+
+// readBundle reads and, when vc is set, verifies a bundle. It does not
+// compile it.
+func readBundle(src source, vc *bundle.VerificationConfig, maxBytes int64) (*bundle.Bundle, error) {
+	var loader bundle.DirectoryLoader
+	switch {
+	case src.data != nil:
+		loader = bundle.NewTarballLoaderWithBaseURL(bytes.NewReader(src.data), src.name)
+	default:
+		st, err := os.Stat(src.name)
+		if err != nil {
+			return nil, err
+		}
+		if st.IsDir() {
+			loader = bundle.NewDirectoryLoader(src.name).WithSizeLimitBytes(maxBytes)
+		} else {
+			f, err := os.Open(src.name)
+			if err != nil {
+				return nil, err
+			}
+			defer f.Close()
+			loader = bundle.NewTarballLoaderWithBaseURL(io.LimitReader(f, maxBytes+1), src.name)
+		}
+	}
+	loader = loader.WithFilter(loaderFilter)
+	r := bundle.NewCustomReader(loader).
+		WithCapabilities(capabilities()).
+		WithRegoVersion(ast.RegoV1).
+		WithSizeLimitBytes(maxBytes).
+		WithLazyLoadingMode(false)
+	if vc != nil {
+		r = r.WithBundleVerificationConfig(vc)
+	} else {
+		r = r.WithSkipBundleVerification(true)
+	}
+	b, err := r.Read()
+	if err != nil {
+		return nil, locateErrors(src.name, err)
+	}
+	if err := checkRoots(b.Manifest); err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", src.name, err)
+	}
+	if err := validateData(b.Data); err != nil {
+		return nil, fmt.Errorf("bundle %s: data: %w", src.name, err)
+	}
+	return &b, nil
+}
+
+// checkRoots insists on the one root policyca owns: a bundle without a
+// manifest would own all of data, and one with other roots was not
+// written for policyca.
+func checkRoots(m bundle.Manifest) error {
+	if m.Roots == nil || len(*m.Roots) != 1 || (*m.Roots)[0] != Root {
+		got := "none"
+		if m.Roots != nil {
+			got = fmt.Sprintf("%q", *m.Roots)
+		}
+		return fmt.Errorf(".manifest must declare \"roots\": [%q] (got %s)", Root, got)
+	}
+	return nil
+}
+
+// locateErrors makes the file names in OPA's errors point at real files:
+// OPA reports module paths relative to the bundle root ("/decision.rego"),
+// which an operator cannot find from the log line alone.
+func locateErrors(name string, err error) error {
+	var errs ast.Errors
+	if errors.As(err, &errs) {
+		for _, e := range errs {
+			if e.Location != nil && e.Location.File != "" && !strings.HasPrefix(e.Location.File, name) {
+				e.Location.File = joinLocation(name, e.Location.File)
+			}
+		}
+		hint := ""
+		for _, b := range disabledBuiltins {
+			if strings.Contains(errs.Error(), "undefined function "+b) {
+				hint = " (policyca disables " + strings.Join(disabledBuiltins, ", ") +
+					": decisions may depend only on the bundle and the input)"
+				break
+			}
+		}
+		return fmt.Errorf("bundle %s: %w%s", name, errs, hint)
+	}
+	return fmt.Errorf("bundle %s: %w", name, err)
+}
+
+func joinLocation(name, file string) string {
+	if st, err := os.Stat(name); err == nil && st.IsDir() {
+		return filepath.Join(name, filepath.FromSlash(strings.TrimPrefix(file, "/")))
+	}
+	return name + ":" + file
+}
+
+// indexRules rewrites the allow and deny lists of a layer into objects
+// keyed by pattern, so the Rego looks a name's candidate patterns up instead
+// of scanning every rule (IP rules are still scanned, by CIDR containment,
+// but need no conversion per decision). The Rego accepts both forms; this
+// is only about speed. Lists holding anything but strings are left alone
+// (validateLayer refuses them).
+func indexRules(layer any) any {
+	m, ok := layer.(map[string]any)
+	if !ok {
+		return layer
+	}
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	for _, side := range []string{"allow", "deny"} {
+		types, ok := m[side].(map[string]any)
+		if !ok {
+			continue
+		}
+		nt := make(map[string]any, len(types))
+		for typ, rules := range types {
+			nt[typ] = rules
+			list, ok := rules.([]any)
+			if !ok {
+				continue
+			}
+			set := make(map[string]any, len(list))
+			for _, r := range list {
+				s, ok := r.(string)
+				if !ok {
+					set = nil
+					break
+				}
+				set[s] = true
+			}
+			if set != nil {
+				nt[typ] = set
+			}
+		}
+		out[side] = nt
+	}
+	return out
+}
+
+// indexData applies indexRules to the authority and provisioner layers.
+func indexData(data map[string]any) map[string]any {
+	root, ok := data[Root].(map[string]any)
+	if !ok {
+		return data
+	}
+	nr := make(map[string]any, len(root))
+	for k, v := range root {
+		nr[k] = v
+	}
+	if a, ok := root["authority"]; ok {
+		nr["authority"] = indexRules(a)
+	}
+	if ps, ok := root["provisioners"].(map[string]any); ok {
+		np := make(map[string]any, len(ps))
+		for name, p := range ps {
+			np[name] = indexRules(p)
+		}
+		nr["provisioners"] = np
+	}
+	out := make(map[string]any, len(data))
+	for k, v := range data {
+		out[k] = v
+	}
+	out[Root] = nr
+	return out
+}
+
+// compiled is one loaded bundle, ready to evaluate.
+type compiled struct {
+	pq       rego.PreparedEvalQuery
+	revision string
+	name     string
+}
+
+// compile prepares the decision query of b.
+func compile(ctx context.Context, name string, b *bundle.Bundle) (*compiled, error) {
+	store := inmem.NewFromObjectWithOpts(indexData(b.Data),
+		inmem.OptRoundTripOnWrite(false),
+		// The bundle data is read on every evaluation; keeping it as AST
+		// values avoids converting it again for each decision.
+		inmem.OptReturnASTValuesOnRead(true))
+	opts := []func(*rego.Rego){
+		rego.Query(DecisionQuery),
+		rego.Store(store),
+		rego.Capabilities(capabilities()),
+		rego.SetRegoVersion(ast.RegoV1),
+		// A builtin error (a bad CIDR or duration in the data) must be an
+		// evaluation error, which denies, rather than an undefined
+		// expression, which could silently drop a violation.
+		rego.StrictBuiltinErrors(true),
+	}
+	for _, m := range b.Modules {
+		opts = append(opts, rego.ParsedModule(m.Parsed))
+	}
+	pq, err := rego.New(opts...).PrepareForEval(ctx)
+	if err != nil {
+		return nil, locateErrors(name, err)
+	}
+	return &compiled{pq: pq, revision: b.Manifest.Revision, name: name}, nil
+}
+
+// Build writes dir as a bundle .tar.gz to out, signed with signingKeyPEM
+// (a PKCS#1, PKCS#8 or SEC 1 private key) using alg (ES256, RS256…) under
+// DefaultKeyID. With no key the bundle is unsigned. Build refuses a
+// directory that does not load and compile: nothing broken gets signed.
+func Build(dir string, signingKeyPEM []byte, alg string, out io.Writer) error {
+	return BuildWithKeyID(dir, DefaultKeyID, signingKeyPEM, alg, out)
+}
+
+// BuildWithKeyID is Build with a chosen key id, which must name the key in
+// the verifying CA's VerificationKeys.
+func BuildWithKeyID(dir, keyID string, signingKeyPEM []byte, alg string, out io.Writer) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("policy build: %s is not a directory", dir)
+	}
+	b, err := readBundle(source{name: dir}, nil, DefaultMaxBundleBytes)
+	if err != nil {
+		return err
+	}
+	if _, err := compile(context.Background(), dir, b); err != nil {
+		return err
+	}
+	// A stale signature in the directory would not match what is written.
+	b.Signatures = bundle.SignaturesConfig{}
+	if len(signingKeyPEM) > 0 {
+		if alg == "" {
+			return errors.New("policy build: a signing key needs an algorithm (ES256, RS256…)")
+		}
+		sc := bundle.NewSigningConfig(string(signingKeyPEM), strings.ToUpper(alg), "")
+		if err := b.GenerateSignature(sc, keyID, true); err != nil {
+			return fmt.Errorf("policy build: signing: %w", err)
+		}
+	}
+	return bundle.NewWriter(out).UseModulePath(true).DisableFormat(true).Write(*b)
+}

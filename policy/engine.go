@@ -1,0 +1,248 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/bundle"
+
+	"github.com/policyca/policyca/core"
+)
+
+// EngineConfig configures an Engine. Exactly one of Path and URL is set.
+type EngineConfig struct {
+	// Path is a bundle directory or .tar.gz file.
+	Path string
+	// URL serves a bundle .tar.gz over HTTP(S); it is polled with ETags.
+	URL string
+	// HTTPClient fetches URL (nil = a client with a 30s timeout).
+	HTTPClient *http.Client
+	// VerificationKeys, when not empty, make signatures mandatory: an
+	// unsigned bundle, or one whose files do not match its signature, is
+	// refused. Keyed by key id (the "kid" of the signature).
+	VerificationKeys map[string]VerificationKey
+	// PollInterval is how often Watch looks for a changed bundle
+	// (0 = 10s).
+	PollInterval time.Duration
+	// EvalTimeout bounds one evaluation (0 = 2s); a timeout denies.
+	EvalTimeout time.Duration
+	// MaxBundleBytes bounds bundle files and downloads
+	// (0 = DefaultMaxBundleBytes).
+	MaxBundleBytes int64
+	// Sink receives every decision (nil = no decision log).
+	Sink DecisionSink
+	// Accounts looks up EAB and account policy for the adapters (nil = no
+	// EAB information and no account layer).
+	Accounts AccountInfo
+	// Node names this process in decision records.
+	Node string
+	// OnLoad is called after every load attempt (err nil on success),
+	// e.g. to count failures in metrics.
+	OnLoad func(revision string, err error)
+	// OnDecision is called after every decision.
+	OnDecision func(d Decision, err error)
+	Logger     *slog.Logger
+	// Now is the clock (nil = time.Now).
+	Now func() time.Time
+}
+
+// Engine evaluates the current bundle and replaces it when a new one loads.
+// A bundle that fails to load, verify, compile or pass the smoke
+// evaluation never replaces a working one. It is safe for concurrent use.
+type Engine struct {
+	src         source
+	url         string
+	client      *http.Client
+	vc          *bundle.VerificationConfig
+	maxBytes    int64
+	poll        time.Duration
+	evalTimeout time.Duration
+	sink        DecisionSink
+	accounts    AccountInfo
+	node        string
+	onLoad      func(string, error)
+	onDecision  func(Decision, error)
+	log         *slog.Logger
+	now         func() time.Time
+
+	cur      atomic.Pointer[compiled]
+	policies policyCache
+	failures atomic.Uint64
+
+	// reloadMu serialises loads so that two reloads cannot race to
+	// install an older bundle over a newer one.
+	reloadMu sync.Mutex
+	etag     string // of the loaded URL bundle
+	seen     string // fingerprint of the last Path content tried
+
+	healthMu sync.Mutex
+	lastErr  error
+	lastLoad time.Time
+}
+
+// NewEngine loads the bundle and returns an engine, or the load error (with
+// file and line for compile errors).
+func NewEngine(cfg EngineConfig) (*Engine, error) {
+	if (cfg.Path == "") == (cfg.URL == "") {
+		return nil, errors.New("policy: exactly one of Path and URL must be set")
+	}
+	vc, err := verificationConfig(cfg.VerificationKeys)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	e := &Engine{
+		src: source{name: cfg.Path}, url: cfg.URL, client: cfg.HTTPClient, vc: vc,
+		maxBytes: cfg.MaxBundleBytes, poll: cfg.PollInterval, evalTimeout: cfg.EvalTimeout,
+		sink: cfg.Sink, accounts: cfg.Accounts, node: cfg.Node, onLoad: cfg.OnLoad,
+		onDecision: cfg.OnDecision, log: cfg.Logger, now: cfg.Now,
+	}
+	if e.client == nil {
+		e.client = &http.Client{Timeout: 30 * time.Second}
+	}
+	if e.maxBytes <= 0 {
+		e.maxBytes = DefaultMaxBundleBytes
+	}
+	if e.poll <= 0 {
+		e.poll = 10 * time.Second
+	}
+	if e.evalTimeout <= 0 {
+		e.evalTimeout = 2 * time.Second
+	}
+	if e.log == nil {
+		e.log = slog.Default()
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if err := e.Reload(context.Background()); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Reload loads the bundle again. On any failure the current bundle stays in
+// force, the failure is logged and counted, and the error is returned. An
+// unchanged URL bundle (HTTP 304) is not a failure.
+func (e *Engine) Reload(ctx context.Context) error {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	c, etag, err := e.load(ctx)
+	if errors.Is(err, errNotModified) {
+		return nil
+	}
+	rev := ""
+	if c != nil {
+		rev = c.revision
+	}
+	if e.onLoad != nil {
+		e.onLoad(rev, err)
+	}
+	e.healthMu.Lock()
+	defer e.healthMu.Unlock()
+	if err != nil {
+		e.failures.Add(1)
+		e.lastErr = err
+		kept := ""
+		if old := e.cur.Load(); old != nil {
+			kept = old.revision
+		}
+		e.log.ErrorContext(ctx, "policy bundle refused; keeping the last good one", "source", e.sourceName(),
+			"kept_revision", kept, "err", err)
+		return err
+	}
+	e.cur.Store(c)
+	e.etag = etag
+	e.lastErr = nil
+	e.lastLoad = e.now()
+	e.log.InfoContext(ctx, "policy bundle loaded", "source", e.sourceName(), "revision", c.revision)
+	return nil
+}
+
+func (e *Engine) sourceName() string {
+	if e.url != "" {
+		return e.url
+	}
+	return e.src.name
+}
+
+// load reads, verifies, compiles and smoke-tests the bundle.
+func (e *Engine) load(ctx context.Context) (*compiled, string, error) {
+	src, etag := e.src, ""
+	if e.url != "" {
+		data, tag, err := e.fetch(ctx)
+		if err != nil {
+			return nil, "", err
+		}
+		src, etag = source{name: e.url, data: data}, tag
+	} else if fp, err := fingerprint(e.src.name, e.maxBytes); err == nil {
+		// Remember what was tried, so that Watch does not retry a broken
+		// bundle on every tick.
+		e.seen = fp
+	}
+	b, err := readBundle(src, e.vc, e.maxBytes)
+	if err != nil {
+		return nil, "", err
+	}
+	c, err := compile(ctx, src.name, b)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := c.smoke(ctx); err != nil {
+		return nil, "", fmt.Errorf("bundle %s (revision %q): smoke test: %w", src.name, c.revision, err)
+	}
+	return c, etag, nil
+}
+
+// smokeInput is a fixed, plausible request; a bundle must produce a
+// well-formed decision for it (allow or deny) before it may replace the
+// current one. This catches a policy that is undefined or malformed for
+// ordinary requests, which would otherwise deny everything in production.
+func smokeInput() Input {
+	return Input{
+		Stage:       StageSign,
+		Provisioner: ProvisionerInfo{Name: "acme", Type: "acme"},
+		Account:     AccountInput{ID: "smoke-test"},
+		Identifiers: []core.Identifier{{Type: core.DNS, Value: "smoke-test.policyca.internal"}},
+		CSR: &CSRInfo{
+			Subject: Subject{CommonName: "smoke-test.policyca.internal"},
+			SANs:    SANs{DNS: []string{"smoke-test.policyca.internal"}},
+			Key:     KeyInfo{Type: "ecdsa", Curve: "P-256"},
+		},
+		Time: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC),
+	}
+}
+
+func (c *compiled) smoke(ctx context.Context) error {
+	in := smokeInput()
+	v, err := in.value(in.Time, nil)
+	if err != nil {
+		return err
+	}
+	_, err = c.eval(ctx, v, in.Time, 10*time.Second)
+	return err
+}
+
+// Revision is the current bundle's revision.
+func (e *Engine) Revision() string {
+	if c := e.cur.Load(); c != nil {
+		return c.revision
+	}
+	return ""
+}
+
+// Health reports the current revision, the error of the last load attempt
+// (nil if it succeeded) and the time of the last successful load.
+func (e *Engine) Health() (revision string, lastErr error, lastLoad time.Time) {
+	e.healthMu.Lock()
+	defer e.healthMu.Unlock()
+	return e.Revision(), e.lastErr, e.lastLoad
+}
+
+// LoadFailures counts refused bundles since the engine started.
+func (e *Engine) LoadFailures() uint64 { return e.failures.Load() }

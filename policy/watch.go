@@ -1,0 +1,143 @@
+package policy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+)
+
+// Watch polls the bundle source every PollInterval until ctx is done: a
+// Path is reloaded when its content changes, a URL is fetched with
+// If-None-Match and reloaded unless the server answers 304. Load errors
+// are handled by Reload (logged, counted, last good bundle kept); Watch
+// only returns ctx's error. SIGHUP handling belongs to the caller, which
+// calls Reload.
+func (e *Engine) Watch(ctx context.Context) error {
+	t := time.NewTicker(e.poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		e.poll1(ctx)
+	}
+}
+
+// poll1 is one Watch tick.
+func (e *Engine) poll1(ctx context.Context) {
+	if e.url == "" {
+		fp, err := fingerprint(e.src.name, e.maxBytes)
+		if err != nil {
+			// A bundle being rewritten may be briefly missing; the next
+			// tick sees the result. Reload would count it as a failure.
+			e.log.DebugContext(ctx, "policy bundle not readable", "source", e.src.name, "err", err)
+			return
+		}
+		e.reloadMu.Lock()
+		same := fp == e.seen
+		e.reloadMu.Unlock()
+		if same {
+			return
+		}
+	}
+	_ = e.Reload(ctx) // logged and counted by Reload
+}
+
+// fingerprint hashes the bundle files at name (a directory or a file), so
+// that a change of content is seen whatever happened to mtimes.
+func fingerprint(name string, maxBytes int64) (string, error) {
+	h := sha256.New()
+	st, err := os.Stat(name)
+	if err != nil {
+		return "", err
+	}
+	var files []string
+	if st.IsDir() {
+		err = filepath.WalkDir(name, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() {
+				if p != name && len(d.Name()) > 0 && d.Name()[0] == '.' {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if d.Type().IsRegular() && bundleFile(p) {
+				files = append(files, p)
+			}
+			return nil
+		})
+		if err != nil {
+			return "", err
+		}
+		sort.Strings(files)
+	} else {
+		files = []string{name}
+	}
+	for _, f := range files {
+		fmt.Fprintf(h, "%s\x00", f)
+		if err := hashFile(h, f, maxBytes); err != nil {
+			return "", err
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func hashFile(w io.Writer, name string, maxBytes int64) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	n, err := io.Copy(w, io.LimitReader(f, maxBytes+1))
+	if err == nil && n > maxBytes {
+		err = fmt.Errorf("%s is larger than %d bytes", name, maxBytes)
+	}
+	return err
+}
+
+var errNotModified = errors.New("bundle not modified")
+
+// fetch downloads the bundle at URL, conditionally on the ETag of the
+// loaded one.
+func (e *Engine) fetch(ctx context.Context) ([]byte, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.url, nil)
+	if err != nil {
+		return nil, "", fmt.Errorf("bundle %s: %w", e.url, err)
+	}
+	if e.etag != "" && e.cur.Load() != nil {
+		req.Header.Set("If-None-Match", e.etag)
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		return nil, "", fmt.Errorf("bundle %s: %w", e.url, err)
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotModified:
+		return nil, "", errNotModified
+	default:
+		return nil, "", fmt.Errorf("bundle %s: HTTP %s", e.url, resp.Status)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, e.maxBytes+1))
+	if err != nil {
+		return nil, "", fmt.Errorf("bundle %s: %w", e.url, err)
+	}
+	if int64(len(data)) > e.maxBytes {
+		return nil, "", fmt.Errorf("bundle %s is larger than %d bytes", e.url, e.maxBytes)
+	}
+	return data, resp.Header.Get("ETag"), nil
+}
