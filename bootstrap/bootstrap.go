@@ -1,11 +1,13 @@
 package bootstrap
 
 import (
+	"context"
 	"crypto"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -15,6 +17,8 @@ import (
 
 	"github.com/policyca/policyca/config"
 	"github.com/policyca/policyca/pki"
+	"github.com/policyca/policyca/signer"
+	"github.com/policyca/policyca/signer/pkcs11"
 	"github.com/policyca/policyca/signer/soft"
 )
 
@@ -41,6 +45,38 @@ type Options struct {
 	Resolvers       []string
 	DefaultLifetime time.Duration
 	MaxLifetime     time.Duration
+
+	// KMS is a PKCS#11 token URI (RFC 7512, "pkcs11:token=…?module-path=…
+	// &pin-source=…"). When set, the root and intermediate keys are made on
+	// the token (non-extractable) as objects RootLabel and IntermediateLabel,
+	// and never exist anywhere else. The listener's TLS key stays a file.
+	KMS string
+	// Existing uses keys already on the token under those labels instead
+	// of generating them (which refuses to overwrite a key).
+	Existing bool
+}
+
+// Labels of the CA keys on a PKCS#11 token.
+const (
+	RootLabel         = "policyca-root"
+	IntermediateLabel = "policyca-intermediate"
+)
+
+// KeyURIOnToken names the object label on a token URI: the path gains
+// ";object=label", the query (module, PIN source) is kept.
+func KeyURIOnToken(tokenURI, label string) (string, error) {
+	path, query, _ := strings.Cut(tokenURI, "?")
+	if !strings.HasPrefix(path, "pkcs11:") {
+		return "", fmt.Errorf("--kms: %s is not a pkcs11: URI", signer.Redact(tokenURI))
+	}
+	if strings.Contains(path, "object=") || strings.Contains(path, "id=") {
+		return "", fmt.Errorf("--kms: give the token URI without object or id; policyca names the keys %s and %s", RootLabel, IntermediateLabel)
+	}
+	u := path + ";object=" + label
+	if query != "" {
+		u += "?" + query
+	}
+	return u, nil
 }
 
 // Result says where things are.
@@ -130,15 +166,15 @@ func Init(o Options) (*Result, error) {
 	subject := func(cn string) pkix.Name {
 		return pkix.Name{CommonName: cn, Organization: []string{o.Name}}
 	}
-	rootKey, err := pki.GenerateKey(o.RootKey)
+	rootKey, intKey, intKeyURI, err := caKeys(o)
 	if err != nil {
 		return nil, err
 	}
+	// HSM signers hold a session to the token: release it, the CA
+	// process opens its own.
+	defer closeSigner(rootKey)
+	defer closeSigner(intKey)
 	root, err := pki.NewRoot(rootKey, subject(o.Name+" Root CA "+now.Format("2006")), o.RootValidity)
-	if err != nil {
-		return nil, err
-	}
-	intKey, err := pki.GenerateKey(o.IntermediateKey)
 	if err != nil {
 		return nil, err
 	}
@@ -157,17 +193,21 @@ func Init(o Options) (*Result, error) {
 		return nil, err
 	}
 
-	files := []struct {
+	type stateFile struct {
 		path string
 		key  crypto.Signer
 		cert []*x509.Certificate
-	}{
-		{path: filepath.Join(state, "keys", "root.key"), key: rootKey},
-		{path: filepath.Join(state, "keys", "intermediate.key"), key: intKey},
+	}
+	files := []stateFile{
 		{path: filepath.Join(state, "keys", "tls.key"), key: tlsKey},
 		{path: filepath.Join(state, "certs", "root.pem"), cert: []*x509.Certificate{root}},
 		{path: filepath.Join(state, "certs", "intermediate.pem"), cert: []*x509.Certificate{inter}},
 		{path: filepath.Join(state, "certs", "tls.pem"), cert: []*x509.Certificate{tlsCert, inter}},
+	}
+	if o.KMS == "" {
+		files = append(files,
+			stateFile{path: filepath.Join(state, "keys", "root.key"), key: rootKey},
+			stateFile{path: filepath.Join(state, "keys", "intermediate.key"), key: intKey})
 	}
 	for _, f := range files {
 		if f.key != nil {
@@ -187,7 +227,7 @@ func Init(o Options) (*Result, error) {
 		Database:    config.Database{Driver: "sqlite", Path: "db/policyca.db"},
 		Issuer: config.Issuer{
 			Cert: "certs/intermediate.pem",
-			Key:  "file:keys/intermediate.key",
+			Key:  intKeyURI,
 			Root: "certs/root.pem",
 		},
 		Provisioners: []config.Provisioner{{
@@ -264,4 +304,48 @@ func minDur(a, b time.Duration) time.Duration {
 		return a
 	}
 	return b
+}
+
+// caKeys makes (or, with --existing, finds) the root and intermediate keys:
+// files by default, objects on the PKCS#11 token with --kms.
+func caKeys(o Options) (root, inter crypto.Signer, interURI string, err error) {
+	if o.KMS == "" {
+		if root, err = pki.GenerateKey(o.RootKey); err != nil {
+			return nil, nil, "", err
+		}
+		if inter, err = pki.GenerateKey(o.IntermediateKey); err != nil {
+			return nil, nil, "", err
+		}
+		return root, inter, "file:keys/intermediate.key", nil
+	}
+	ctx := context.Background()
+	rootURI, err := KeyURIOnToken(o.KMS, RootLabel)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if interURI, err = KeyURIOnToken(o.KMS, IntermediateLabel); err != nil {
+		return nil, nil, "", err
+	}
+	if o.Existing {
+		if root, err = pkcs11.Open(ctx, rootURI); err != nil {
+			return nil, nil, "", fmt.Errorf("--existing: root key: %w", err)
+		}
+		if inter, err = pkcs11.Open(ctx, interURI); err != nil {
+			return nil, nil, "", fmt.Errorf("--existing: intermediate key: %w", err)
+		}
+		return root, inter, interURI, nil
+	}
+	if root, err = pkcs11.GenerateKey(ctx, rootURI, o.RootKey); err != nil {
+		return nil, nil, "", fmt.Errorf("root key: %w", err)
+	}
+	if inter, err = pkcs11.GenerateKey(ctx, interURI, o.IntermediateKey); err != nil {
+		return nil, nil, "", fmt.Errorf("intermediate key: %w", err)
+	}
+	return root, inter, interURI, nil
+}
+
+func closeSigner(s crypto.Signer) {
+	if c, ok := s.(io.Closer); ok {
+		c.Close()
+	}
 }

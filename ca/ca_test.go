@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"io"
 	"net"
 	"slices"
 	"strings"
@@ -448,5 +449,22 @@ func TestSignWithRSAIssuerAndChain(t *testing.T) {
 	inters.AddCert(mid)
 	if _, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inters}); err != nil {
 		t.Fatalf("verify: %v", err)
+	}
+}
+
+// failingSigner is an HSM whose token went away: Public works (it was read
+// at load time), Sign fails.
+type failingSigner struct{ crypto.Signer }
+
+func (failingSigner) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) {
+	return nil, errors.New("pkcs11: CKR_DEVICE_REMOVED")
+}
+
+func TestSignSignerFailureStoresNothing(t *testing.T) {
+	c, st := newTestCA(t, func(o *Options) { o.Signer = failingSigner{o.Signer} })
+	_, err := c.Sign(context.Background(), request(t, "hsm.internal"))
+	wantKind(t, err, core.KindServerInternal)
+	if st.count() != 0 {
+		t.Fatal("a certificate was stored although the signature failed")
 	}
 }

@@ -58,6 +58,12 @@ func freePort(t testing.TB) int {
 
 func startCA(t testing.TB, mutate func(*config.Config)) *testCA {
 	t.Helper()
+	return startCAWith(t, nil, mutate)
+}
+
+// startCAWith is startCA with a say in how the state is initialised.
+func startCAWith(t testing.TB, initOpts func(*bootstrap.Options), mutate func(*config.Config)) *testCA {
+	t.Helper()
 	dns := challtest.NewDNSServer(t)
 	dns.SetDefaultA(netip.MustParseAddr("127.0.0.1"))
 	tc := &testCA{dns: dns, httpPort: freePort(t), alpnPort: freePort(t)}
@@ -67,13 +73,17 @@ func startCA(t testing.TB, mutate func(*config.Config)) *testCA {
 		t.Fatal(err)
 	}
 	state := filepath.Join(t.TempDir(), "state")
-	res, err := bootstrap.Init(bootstrap.Options{
+	o := bootstrap.Options{
 		StateDir:      state,
 		Listen:        ln.Addr().String(),
 		HTTP01Port:    tc.httpPort,
 		TLSALPN01Port: tc.alpnPort,
 		Resolvers:     []string{dns.Addr()},
-	})
+	}
+	if initOpts != nil {
+		initOpts(&o)
+	}
+	res, err := bootstrap.Init(o)
 	if err != nil {
 		t.Fatal(err)
 	}

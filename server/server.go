@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -22,6 +23,9 @@ import (
 	"github.com/policyca/policyca/pki"
 	"github.com/policyca/policyca/ra"
 	"github.com/policyca/policyca/signer"
+	// Registers the pkcs11: key URI scheme (a clear error in builds
+	// without cgo).
+	_ "github.com/policyca/policyca/signer/pkcs11"
 	"github.com/policyca/policyca/store"
 	"github.com/policyca/policyca/store/sqlite"
 )
@@ -37,6 +41,7 @@ type Server struct {
 	log    *slog.Logger
 	store  store.Store
 	ca     *ca.CA
+	issuer crypto.Signer
 	acme   *acme.Server
 	root   *x509.Certificate
 	tlsCfg *tls.Config
@@ -79,6 +84,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	if err != nil {
 		return nil, fmt.Errorf("issuer.key: %w", err)
 	}
+	s.issuer = issuerSigner
 
 	tlsCerts, err := pki.ReadPEMCerts(cfg.Path(cfg.TLS.Cert))
 	if err != nil {
@@ -193,6 +199,15 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	} else {
 		status["store"] = "ok"
 	}
+	status["signer"] = "ok"
+	if hc, ok := s.issuer.(interface{ Healthy() (bool, error) }); ok {
+		if healthy, err := hc.Healthy(); !healthy {
+			status["status"] = "unhealthy"
+			status["signer"] = "unavailable"
+			code = http.StatusServiceUnavailable
+			s.log.Error("health: issuer signer", "err", err)
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
@@ -286,7 +301,11 @@ func (s *Server) sweep(ctx context.Context) {
 
 // Close releases the store.
 func (s *Server) Close() error {
-	return s.store.Close()
+	err := s.store.Close()
+	if c, ok := s.issuer.(interface{ Close() error }); ok {
+		err = errors.Join(err, c.Close())
+	}
+	return err
 }
 
 // NewLogger builds the process logger from the configuration.

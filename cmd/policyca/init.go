@@ -78,6 +78,8 @@ location. Then "policyca ca --state DIR" serves it with no other step.`,
 	f.IntVar(&o.HTTP01Port, "http01-port", 80, "port the CA connects to for http-01 validation")
 	f.IntVar(&o.TLSALPN01Port, "tlsalpn01-port", 443, "port the CA connects to for tls-alpn-01 validation")
 	f.StringSliceVar(&o.Resolvers, "resolver", nil, "DNS server host:port for validation (repeatable; default: the system resolver)")
+	f.StringVar(&o.KMS, "kms", "", "PKCS#11 token URI: create the root and intermediate keys on this token (e.g. 'pkcs11:token=NAME?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/policyca/pin')")
+	f.BoolVar(&o.Existing, "existing", false, "with --kms: use the keys already on the token (labels policyca-root, policyca-intermediate)")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
 }
