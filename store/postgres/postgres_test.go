@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/policyca/policyca/core"
 	"github.com/policyca/policyca/internal/pgtest"
 	"github.com/policyca/policyca/store"
