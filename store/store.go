@@ -102,6 +102,31 @@ type Store interface {
 	// the given time (for CRLs).
 	ListRevoked(ctx context.Context, notExpiredAt time.Time) ([]*core.Certificate, error)
 
+	// CreateEABKey inserts a new EAB key (Version 1). ErrConflict if the
+	// ID exists.
+	CreateEABKey(ctx context.Context, k *core.EABKey) error
+	GetEABKey(ctx context.Context, id string) (*core.EABKey, error)
+	// ListEABKeys lists the keys of a provisioner ("" = all), oldest first.
+	ListEABKeys(ctx context.Context, provisioner string) ([]*core.EABKey, error)
+	// UpdateEABKey writes Reference, ExpiresAt, RevokedAt and Policy if
+	// the Version matches (ErrConflict otherwise), then increments it.
+	// Binding fields are only ever written by CreateAccountBound.
+	UpdateEABKey(ctx context.Context, k *core.EABKey) error
+	// CreateAccountBound creates the account and binds the EAB key kid to
+	// it in one transaction: the key must exist (ErrNotFound), belong to
+	// a.Provisioner (ErrEABUnusable), not be revoked, expired at now, or
+	// bound (ErrEABUnusable). Of any number of concurrent calls with one
+	// key, exactly one succeeds. Sets a.EABKeyID = kid. Binding
+	// increments the key's Version.
+	CreateAccountBound(ctx context.Context, a *core.Account, kid string, now time.Time) error
+
+	// RecordDecisions appends entries to the decision log in one
+	// transaction. Empty IDs are filled in, zero Times become now.
+	RecordDecisions(ctx context.Context, recs []*core.DecisionRecord) error
+	// ListDecisions returns entries matching f, newest first. Since is
+	// inclusive; a Limit below 1 means 100, and at most 10000 are returned.
+	ListDecisions(ctx context.Context, f core.DecisionFilter) ([]*core.DecisionRecord, error)
+
 	// Ping checks the database is reachable (health checks).
 	Ping(ctx context.Context) error
 	Close() error

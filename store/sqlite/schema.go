@@ -87,6 +87,52 @@ CREATE INDEX orders_processing ON orders (status, processing_since);
 CREATE INDEX certificates_order ON certificates (order_id);
 CREATE INDEX certificates_revoked ON certificates (not_after) WHERE revoked_at IS NOT NULL;
 `,
+	// 3: External Account Binding keys and the policy decision log.
+	`
+-- hmac_key is the raw secret. It is stored in the clear because the CA must
+-- verify the client's MAC with it; what protects it is the state
+-- directory's permissions on the database file (and its WAL and backups).
+CREATE TABLE eab_keys (
+	seq           INTEGER PRIMARY KEY,
+	id            TEXT NOT NULL UNIQUE,
+	provisioner   TEXT NOT NULL,
+	reference     TEXT NOT NULL,
+	hmac_key      BLOB NOT NULL,
+	created_at    INTEGER NOT NULL,
+	expires_at    INTEGER,
+	revoked_at    INTEGER,
+	-- NULL until the key binds an account; set once, never cleared.
+	bound_account TEXT REFERENCES accounts (id),
+	bound_at      INTEGER,
+	policy        TEXT,            -- JSON name rules, NULL if none
+	version       INTEGER NOT NULL
+);
+CREATE INDEX eab_keys_provisioner ON eab_keys (provisioner, created_at);
+
+-- Append-only. seq orders entries written in the same microsecond. No
+-- foreign keys: a decision about an unknown account must still be logged.
+CREATE TABLE decisions (
+	seq         INTEGER PRIMARY KEY,
+	id          TEXT NOT NULL UNIQUE,
+	time        INTEGER NOT NULL,
+	stage       TEXT NOT NULL,
+	provisioner TEXT NOT NULL,
+	account_id  TEXT NOT NULL,
+	eab_key_id  TEXT NOT NULL,
+	identifiers TEXT NOT NULL,     -- JSON array of identifiers
+	allow       INTEGER NOT NULL,
+	violations  TEXT NOT NULL,     -- JSON array of violations
+	lifetime    INTEGER NOT NULL,  -- nanoseconds, 0 = no cap
+	revision    TEXT NOT NULL,
+	eval_time   INTEGER NOT NULL,  -- nanoseconds
+	error       TEXT NOT NULL,
+	ra          TEXT NOT NULL,
+	node        TEXT NOT NULL
+);
+CREATE INDEX decisions_time ON decisions (time);
+CREATE INDEX decisions_account ON decisions (account_id, time);
+CREATE INDEX decisions_allow ON decisions (allow, time);
+`,
 }
 
 // SchemaVersion is the schema version this package writes.

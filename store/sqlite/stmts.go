@@ -13,6 +13,18 @@ const (
 	orderCols   = `id, account_id, provisioner, status, expires, identifiers, not_before, not_after, authz_ids, certificate_id, error, processing_since, created_at, version`
 	authzCols   = `id, account_id, order_id, identifier_type, identifier_value, wildcard, status, expires, challenges, version`
 	certCols    = `id, serial, account_id, order_id, provisioner, der, chain_pem, not_before, not_after, names, revoked_at, revocation_reason, policy_revision, decision_id, created_at`
+	eabCols     = `id, provisioner, reference, hmac_key, created_at, expires_at, revoked_at, bound_account, bound_at, policy, version`
+	decCols     = `id, time, stage, provisioner, account_id, eab_key_id, identifiers, allow, violations, lifetime, revision, eval_time, error, ra, node`
+)
+
+// Decision filter bits: ListDecisions has one prepared statement per
+// combination of filters, so that each gets a plan that uses its index
+// (a single statement with "? IS NULL OR …" terms would scan the log).
+const (
+	decDenied = 1 << iota
+	decSince
+	decAccount
+	decFilters = 1 << iota
 )
 
 // stmts are prepared once at Open: the hot paths of an issuance then skip
@@ -30,6 +42,11 @@ type stmts struct {
 	insCert    *sql.Stmt
 	findCert   *sql.Stmt
 	revoke     *sql.Stmt
+	insEAB     *sql.Stmt
+	updEAB     *sql.Stmt
+	eabForBind *sql.Stmt
+	bindEAB    *sql.Stmt
+	insDec     *sql.Stmt
 
 	// readers
 	accountByID    *sql.Stmt
@@ -45,6 +62,10 @@ type stmts struct {
 	certBySerial   *sql.Stmt
 	certRevokedAt  *sql.Stmt
 	revoked        *sql.Stmt
+	eabByID        *sql.Stmt
+	eabAll         *sql.Stmt
+	eabByProv      *sql.Stmt
+	decisions      [decFilters]*sql.Stmt // indexed by a combination of dec* bits
 }
 
 func (s *Store) prepare(ctx context.Context) error {
@@ -84,6 +105,28 @@ func (s *Store) prepare(ctx context.Context) error {
 		{&s.certRevokedAt, s.r, `SELECT revoked_at FROM certificates WHERE serial = ?`},
 		{&s.revoked, s.r, `SELECT ` + certCols + ` FROM certificates WHERE revoked_at IS NOT NULL AND not_after > ?
 			ORDER BY serial`},
+
+		{&s.insEAB, s.w, `INSERT INTO eab_keys (` + eabCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, 1)`},
+		{&s.updEAB, s.w, `UPDATE eab_keys SET reference = ?, expires_at = ?, revoked_at = ?, policy = ?,
+			version = version + 1 WHERE id = ? AND version = ?`},
+		{&s.eabForBind, s.w, `SELECT provisioner, expires_at, revoked_at, bound_account FROM eab_keys WHERE id = ?`},
+		// Every condition of the checks is repeated here: the row count,
+		// not the SELECT before it, is what decides who binds the key.
+		{&s.bindEAB, s.w, `UPDATE eab_keys SET bound_account = ?1, bound_at = ?2, version = version + 1
+			WHERE id = ?3 AND provisioner = ?4 AND bound_account IS NULL AND revoked_at IS NULL
+			AND (expires_at IS NULL OR expires_at > ?2)`},
+		{&s.insDec, s.w, `INSERT INTO decisions (` + decCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+
+		{&s.eabByID, s.r, `SELECT ` + eabCols + ` FROM eab_keys WHERE id = ?`},
+		{&s.eabAll, s.r, `SELECT ` + eabCols + ` FROM eab_keys ORDER BY created_at, seq`},
+		{&s.eabByProv, s.r, `SELECT ` + eabCols + ` FROM eab_keys WHERE provisioner = ? ORDER BY created_at, seq`},
+	}
+	for f := range decFilters {
+		list = append(list, struct {
+			dst   **sql.Stmt
+			db    *sql.DB
+			query string
+		}{&s.decisions[f], s.r, decisionQuery(f)})
 	}
 	for _, p := range list {
 		st, err := p.db.PrepareContext(ctx, p.query)
@@ -100,10 +143,33 @@ func (st *stmts) close() {
 		st.insAccount, st.updAccount, st.insOrder, st.updOrder, st.insAuthz, st.updAuthz, st.insCert,
 		st.findCert, st.revoke, st.accountByID, st.accountByThumb, st.orderByID, st.ordersFirst,
 		st.ordersAfter, st.orderCursor, st.staleOrders, st.authzByID, st.authzByIDs, st.certByID,
-		st.certBySerial, st.certRevokedAt, st.revoked,
+		st.certBySerial, st.certRevokedAt, st.revoked, st.insEAB, st.updEAB, st.eabForBind, st.bindEAB,
+		st.insDec, st.eabByID, st.eabAll, st.eabByProv,
 	} {
 		if p != nil {
 			p.Close()
 		}
 	}
+	for _, p := range st.decisions {
+		if p != nil {
+			p.Close()
+		}
+	}
+}
+
+// decisionQuery is the ListDecisions query for a combination f of dec*
+// filters. Its parameters are, in order: since (if decSince), account (if
+// decAccount), limit.
+func decisionQuery(f int) string {
+	q := `SELECT ` + decCols + ` FROM decisions WHERE 1`
+	if f&decDenied != 0 {
+		q += ` AND allow = 0`
+	}
+	if f&decSince != 0 {
+		q += ` AND time >= ?`
+	}
+	if f&decAccount != 0 {
+		q += ` AND account_id = ?`
+	}
+	return q + ` ORDER BY time DESC, seq DESC LIMIT ?`
 }

@@ -31,6 +31,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Certificates", certificateTests},
 		{"Times", timeTests},
 		{"Concurrency", concurrencyTests},
+		{"EAB", eabTests},
+		{"Decisions", decisionTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
