@@ -86,6 +86,10 @@ type Result struct {
 	Config       string `json:"config"`
 	State        string `json:"state"`
 	Provisioner  string `json:"provisioner"`
+	// AdminCert and AdminKey are the local operator's client certificate
+	// for the admin API (policyca eab … --ca URL).
+	AdminCert string `json:"admin_cert"`
+	AdminKey  string `json:"admin_key"`
 }
 
 // ErrExists is returned when the state directory already holds a config.
@@ -198,7 +202,29 @@ func Init(o Options) (*Result, error) {
 		key  crypto.Signer
 		cert []*x509.Certificate
 	}
+	// The admin CA is a root of its own: nothing the ACME intermediate
+	// issues can pass as an operator's certificate.
+	adminCAKey, err := pki.GenerateKey("ecdsa-p256")
+	if err != nil {
+		return nil, err
+	}
+	adminCA, err := pki.NewRoot(adminCAKey, subject(o.Name+" Admin CA"), o.RootValidity)
+	if err != nil {
+		return nil, err
+	}
+	adminKey, err := pki.GenerateKey("ecdsa-p256")
+	if err != nil {
+		return nil, err
+	}
+	adminCert, err := pki.IssueClient(adminCA, adminCAKey, adminKey.Public(), pkix.Name{CommonName: "policyca admin", Organization: []string{o.Name}}, 2*365*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
 	files := []stateFile{
+		{path: filepath.Join(state, "keys", "admin-ca.key"), key: adminCAKey},
+		{path: filepath.Join(state, "keys", "admin.key"), key: adminKey},
+		{path: filepath.Join(state, "certs", "admin-ca.pem"), cert: []*x509.Certificate{adminCA}},
+		{path: filepath.Join(state, "certs", "admin.pem"), cert: []*x509.Certificate{adminCert}},
 		{path: filepath.Join(state, "keys", "tls.key"), key: tlsKey},
 		{path: filepath.Join(state, "certs", "root.pem"), cert: []*x509.Certificate{root}},
 		{path: filepath.Join(state, "certs", "intermediate.pem"), cert: []*x509.Certificate{inter}},
@@ -230,6 +256,7 @@ func Init(o Options) (*Result, error) {
 			Key:  intKeyURI,
 			Root: "certs/root.pem",
 		},
+		Admin: &config.Admin{ClientCA: "certs/admin-ca.pem"},
 		Provisioners: []config.Provisioner{{
 			Name:            "acme",
 			Type:            "acme",
@@ -258,6 +285,8 @@ func Init(o Options) (*Result, error) {
 		Config:       cfgPath,
 		State:        state,
 		Provisioner:  "acme",
+		AdminCert:    filepath.Join(state, "certs", "admin.pem"),
+		AdminKey:     filepath.Join(state, "keys", "admin.key"),
 	}, nil
 }
 

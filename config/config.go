@@ -28,12 +28,20 @@ type Config struct {
 	// Provisioners are the named ACME endpoints, at least one.
 	Provisioners []Provisioner `json:"provisioners"`
 	Log          Log           `json:"log,omitempty"`
+	// Admin enables the admin API (/admin/v1/) for client certificates
+	// issued by its own CA.
+	Admin *Admin `json:"admin,omitempty"`
 	// ShutdownTimeout bounds graceful shutdown on SIGTERM (default 15s).
 	ShutdownTimeout Duration `json:"shutdown_timeout,omitempty"`
 
-	// dir is the directory relative paths are resolved against.
-	dir string
+	// dir is the directory relative paths are resolved against; file is
+	// the file Load read ("" for Parse).
+	dir  string
+	file string
 }
+
+// File is the path the configuration was loaded from.
+func (c *Config) File() string { return c.file }
 
 // TLS is the CA's own listener certificate.
 type TLS struct {
@@ -88,6 +96,13 @@ type Validation struct {
 	Timeout       Duration `json:"timeout,omitempty"`        // default 10s
 }
 
+// Admin configures the admin API.
+type Admin struct {
+	// ClientCA is the PEM of the CA that issues admin client certificates.
+	// It must not be the CA that issues ACME certificates.
+	ClientCA string `json:"client_ca"`
+}
+
 // Log configures structured logging.
 type Log struct {
 	Level  string `json:"level,omitempty"`  // debug, info (default), warn, error
@@ -119,6 +134,7 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	c.file = abs
 	return c, nil
 }
 
@@ -225,6 +241,9 @@ func (c *Config) Validate() error {
 	req("issuer.cert", c.Issuer.Cert)
 	req("issuer.key", c.Issuer.Key)
 	req("issuer.root", c.Issuer.Root)
+	if c.Admin != nil {
+		req("admin.client_ca", c.Admin.ClientCA)
+	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":
 	default:

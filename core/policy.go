@@ -69,3 +69,26 @@ type DecisionFilter struct {
 	AccountID  string
 	Limit      int // default 100
 }
+
+// NameRules is one layer's name rules (DESIGN.md, "Name rules"): the
+// authority and provisioner layers live in the policy bundle's data; the
+// account layer is stored with the account's EAB key.
+type NameRules struct {
+	Allow              RuleSet `json:"allow,omitzero"`
+	Deny               RuleSet `json:"deny,omitzero"`
+	AllowWildcardNames bool    `json:"allow_wildcard_names,omitempty"`
+	// MaxLifetime is a duration string ("72h", "7d"), "" for no cap.
+	MaxLifetime string `json:"max_lifetime,omitempty"`
+}
+
+// RuleSet lists patterns by name type.
+type RuleSet struct {
+	DNS   []string `json:"dns,omitempty"`
+	IP    []string `json:"ip,omitempty"`
+	Email []string `json:"email,omitempty"`
+	URI   []string `json:"uri,omitempty"`
+	CN    []string `json:"cn,omitempty"`
+}
+
+// Count is the number of patterns in the set.
+func (r RuleSet) Count() int { return len(r.DNS) + len(r.IP) + len(r.Email) + len(r.URI) + len(r.CN) }

@@ -93,6 +93,10 @@ func startCAWith(t testing.TB, initOpts func(*bootstrap.Options), mutate func(*c
 	}
 	if mutate != nil {
 		mutate(cfg)
+		// Operator commands read the file: keep it what the node runs.
+		if err := cfg.Write(res.Config); err != nil {
+			t.Fatal(err)
+		}
 	}
 	tc.cfg = cfg
 	ctx, cancel := context.WithCancel(context.Background())

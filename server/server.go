@@ -18,8 +18,10 @@ import (
 
 	"github.com/policyca/policyca/acme"
 	"github.com/policyca/policyca/acme/nonce"
+	"github.com/policyca/policyca/admin"
 	"github.com/policyca/policyca/ca"
 	"github.com/policyca/policyca/config"
+	"github.com/policyca/policyca/eab"
 	"github.com/policyca/policyca/pki"
 	"github.com/policyca/policyca/ra"
 	"github.com/policyca/policyca/signer"
@@ -99,6 +101,20 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 		tc.Certificate = append(tc.Certificate, c.Raw)
 	}
 	s.tlsCfg = &tls.Config{Certificates: []tls.Certificate{tc}, MinVersion: tls.VersionTLS12}
+	var adminCA *x509.Certificate
+	if cfg.Admin != nil {
+		cas, err := pki.ReadPEMCerts(cfg.Path(cfg.Admin.ClientCA))
+		if err != nil {
+			return nil, fmt.Errorf("admin.client_ca: %w", err)
+		}
+		adminCA = cas[0]
+		// Ask for client certificates without requiring them: ACME
+		// clients have none; the admin API checks for its own CA.
+		pool := x509.NewCertPool()
+		pool.AddCert(adminCA)
+		s.tlsCfg.ClientAuth = tls.VerifyClientCertIfGiven
+		s.tlsCfg.ClientCAs = pool
+	}
 
 	st, err := sqlite.Open(ctx, cfg.Path(cfg.Database.Path))
 	if err != nil {
@@ -160,6 +176,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 		Store:        st,
 		Authority:    s.ca,
 		Nonces:       nonces,
+		Binder:       &eab.Binder{Store: st},
 		Logger:       log,
 	})
 	if err != nil {
@@ -171,6 +188,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /roots.pem", s.rootsPEM)
 	s.mux.HandleFunc("GET /crl", s.crl)
+	if adminCA != nil {
+		svc := &admin.Service{Store: st, ConfigPath: cfg.File()}
+		s.mux.Handle(admin.Prefix+"/", admin.Handler(svc, adminCA, log))
+	}
 	return s, nil
 }
 
