@@ -1,0 +1,407 @@
+package policy
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		files map[string]string
+		want  []string // substrings of the error
+	}{
+		{
+			name: "compile error names file and line",
+			files: map[string]string{
+				".manifest":   manifest,
+				"policy.rego": "package policyca\n\ndecision := {\"allow\": x}\n",
+			},
+			want: []string{"policy.rego:3", "var x is unsafe"},
+		},
+		{
+			name: "parse error names file and line",
+			files: map[string]string{
+				".manifest":   manifest,
+				"sub/p.rego":  "package policyca\n\n\ndecision := {\n",
+				"policy.rego": "package policyca\n",
+			},
+			want: []string{filepath.Join("sub", "p.rego") + ":5"},
+		},
+		{
+			name: "http.send is disabled",
+			files: map[string]string{
+				".manifest":   manifest,
+				"policy.rego": "package policyca\n\ndecision := {\"allow\": http.send({\"method\": \"GET\", \"url\": \"http://127.0.0.1/\"}).status_code == 200}\n",
+			},
+			want: []string{"policy.rego:3", "undefined function http.send", "policyca disables"},
+		},
+		{
+			name: "net.lookup_ip_addr is disabled",
+			files: map[string]string{
+				".manifest":   manifest,
+				"policy.rego": "package policyca\n\ndecision := {\"allow\": count(net.lookup_ip_addr(\"localhost\")) > 0}\n",
+			},
+			want: []string{"undefined function net.lookup_ip_addr"},
+		},
+		{
+			name:  "manifest without roots",
+			files: map[string]string{".manifest": `{"revision": "r"}`, "policy.rego": "package policyca\n\ndecision := {\"allow\": true}\n"},
+			want:  []string{`"roots": ["policyca"]`},
+		},
+		{
+			name:  "no manifest",
+			files: map[string]string{"policy.rego": "package policyca\n\ndecision := {\"allow\": true}\n"},
+			want:  []string{`"roots": ["policyca"]`},
+		},
+		{
+			name: "data with a typo",
+			files: map[string]string{
+				".manifest":   manifest,
+				"policy.rego": "package policyca\n\ndecision := {\"allow\": true}\n",
+				"data.json":   `{"policyca": {"authority": {"alow": {"dns": [".internal"]}}}}`,
+			},
+			want: []string{"data.policyca.authority.alow: unknown field"},
+		},
+		{
+			name: "bad CIDR in data",
+			files: map[string]string{
+				".manifest":   manifest,
+				"policy.rego": "package policyca\n\ndecision := {\"allow\": true}\n",
+				"data.json":   `{"policyca": {"provisioners": {"dev": {"deny": {"ip": ["10.0.0.1/8"]}}}}}`,
+			},
+			want: []string{`data.policyca.provisioners["dev"].deny.ip: "10.0.0.1/8": has host bits set`},
+		},
+		{
+			name: "smoke test: undefined decision",
+			files: map[string]string{
+				".manifest":   manifest,
+				"policy.rego": "package policyca\n\ndecision := {\"allow\": true} if input.stage == \"never\"\n",
+			},
+			want: []string{"smoke test", "undefined"},
+		},
+		{
+			name: "data outside the root",
+			files: map[string]string{
+				".manifest":   manifest,
+				"policy.rego": "package policyca\n\ndecision := {\"allow\": true}\n",
+				"data.json":   `{"other": {"x": 1}}`,
+			},
+			want: []string{"outside"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := writeFiles(t, tt.files)
+			e, err := NewEngine(EngineConfig{Path: dir, Logger: quietLogger()})
+			if err == nil {
+				t.Fatalf("loaded (revision %q), want an error", e.Revision())
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadDirectoryAndTarball(t *testing.T) {
+	var buf bytes.Buffer
+	if err := Build("../policies/rego", nil, "", &buf); err != nil {
+		t.Fatal(err)
+	}
+	tgz := filepath.Join(t.TempDir(), "bundle.tar.gz")
+	if err := os.WriteFile(tgz, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"../policies/rego", tgz} {
+		e, err := NewEngine(EngineConfig{Path: path, Logger: quietLogger()})
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if e.Revision() != "default-1" {
+			t.Errorf("%s: revision %q", path, e.Revision())
+		}
+		d, err := e.Decide(context.Background(), orderInput("acme", "a.internal"))
+		if err != nil || !d.Allow {
+			t.Errorf("%s: %+v, %v", path, d, err)
+		}
+	}
+}
+
+func TestTestsBesideThePolicyAreNotLoaded(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		".manifest":   manifest,
+		"policy.rego": "package policyca\n\ndecision := {\"allow\": true}\n",
+		// Outside the root: it would make the bundle invalid if loaded.
+		"policy_test.rego": "package other_test\n\ntest_x if true\n",
+		".git/config":      "not a bundle file",
+		"README.md":        "notes",
+	})
+	if _, err := NewEngine(EngineConfig{Path: dir, Logger: quietLogger()}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func genKey(t testing.TB) (privPEM, pubPEM string) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))
+}
+
+// tamper rewrites one file inside a bundle .tar.gz.
+func tamper(t *testing.T, tgz []byte, name, content string) []byte {
+	t.Helper()
+	files := readTarGz(t, tgz)
+	if _, ok := files[name]; !ok {
+		t.Fatalf("%s not in bundle (have %v)", name, files)
+	}
+	files[name] = []byte(content)
+	return writeTarGz(t, files)
+}
+
+func TestSignedBundles(t *testing.T) {
+	priv, pub := genKey(t)
+	_, otherPub := genKey(t)
+	var signed, unsigned bytes.Buffer
+	if err := Build("../policies/rego", []byte(priv), "ES256", &signed); err != nil {
+		t.Fatal(err)
+	}
+	if err := Build("../policies/rego", nil, "", &unsigned); err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]VerificationKey{DefaultKeyID: {PEM: pub, Alg: "ES256"}}
+	tests := []struct {
+		name    string
+		bundle  []byte
+		keys    map[string]VerificationKey
+		wantErr string
+	}{
+		{"signed, verified", signed.Bytes(), keys, ""},
+		{"signed, verification off", signed.Bytes(), nil, ""},
+		{"unsigned refused", unsigned.Bytes(), keys, "missing .signatures.json"},
+		{"wrong key refused", signed.Bytes(), map[string]VerificationKey{DefaultKeyID: {PEM: otherPub, Alg: "ES256"}}, "verify"},
+		{"unknown key id refused", signed.Bytes(), map[string]VerificationKey{"other": {PEM: pub, Alg: "ES256"}}, "not found"},
+		{"tampered data refused", tamper(t, signed.Bytes(), "data.json", `{"policyca": {"authority": {}, "provisioners": {"acme": {}}}}`), keys, "digest mismatch"},
+		{"tampered policy refused", tamper(t, signed.Bytes(), "lifetime.rego", "package policyca\n"), keys, "digest mismatch"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "b.tar.gz")
+			if err := os.WriteFile(p, tt.bundle, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := NewEngine(EngineConfig{Path: p, VerificationKeys: tt.keys, Logger: quietLogger()})
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatal(err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("error %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestVerificationKeyConfig(t *testing.T) {
+	_, pub := genKey(t)
+	for _, alg := range []string{"HS256", "none"} {
+		_, err := NewEngine(EngineConfig{Path: "../policies/rego", Logger: quietLogger(),
+			VerificationKeys: map[string]VerificationKey{"k": {PEM: pub, Alg: alg}}})
+		if err == nil {
+			t.Errorf("%s accepted", alg)
+		}
+	}
+}
+
+func TestBuildRefusesBrokenPolicy(t *testing.T) {
+	priv, _ := genKey(t)
+	dir := writeFiles(t, map[string]string{".manifest": manifest, "p.rego": "package policyca\n\ndecision := y\n"})
+	var out bytes.Buffer
+	if err := Build(dir, []byte(priv), "ES256", &out); err == nil || out.Len() != 0 {
+		t.Fatalf("Build: %v, %d bytes written", err, out.Len())
+	}
+	if err := Build("../policies/rego", []byte(priv), "", &out); err == nil {
+		t.Fatal("signing without an algorithm accepted")
+	}
+}
+
+func TestReloadKeepsLastGood(t *testing.T) {
+	dir := policyBundle(t, "good-1", `{"allow": true}`)
+	var mu sync.Mutex
+	var loads []error
+	e, err := NewEngine(EngineConfig{Path: dir, Logger: quietLogger(), OnLoad: func(_ string, err error) {
+		mu.Lock()
+		loads = append(loads, err)
+		mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	steps := []struct {
+		decision, revision string
+		wantRev            string
+		wantErr            bool
+		wantFailures       uint64
+	}{
+		{`{"allow": input.nope}`, "broken-smoke", "good-1", true, 1},
+		{`{"allow": `, "broken-parse", "good-1", true, 2},
+		{`{"allow": false}`, "good-2", "good-2", false, 2},
+	}
+	for _, s := range steps {
+		if err := os.WriteFile(filepath.Join(dir, "policy.rego"), []byte("package policyca\n\ndecision := "+s.decision+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, ".manifest"), []byte(`{"revision": "`+s.revision+`", "roots": ["policyca"]}`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		err := e.Reload(ctx)
+		if (err != nil) != s.wantErr {
+			t.Fatalf("%s: Reload error %v", s.revision, err)
+		}
+		rev, lastErr, lastLoad := e.Health()
+		if rev != s.wantRev || e.Revision() != s.wantRev || (lastErr != nil) != s.wantErr || lastLoad.IsZero() {
+			t.Fatalf("%s: health %q %v %v", s.revision, rev, lastErr, lastLoad)
+		}
+		if e.LoadFailures() != s.wantFailures {
+			t.Fatalf("%s: %d failures", s.revision, e.LoadFailures())
+		}
+		// The last good bundle keeps deciding.
+		d, err := e.Decide(ctx, orderInput("acme", "a.internal"))
+		if err != nil || d.Revision != s.wantRev {
+			t.Fatalf("%s: decision %+v, %v", s.revision, d, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(loads) != 4 || loads[0] != nil || loads[1] == nil || loads[3] != nil {
+		t.Fatalf("OnLoad calls: %v", loads)
+	}
+}
+
+func TestWatchPath(t *testing.T) {
+	dir := policyBundle(t, "w-1", `{"allow": true}`)
+	e, err := NewEngine(EngineConfig{Path: dir, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	e.poll1(ctx) // unchanged: nothing happens
+	if _, _, at := e.Health(); e.LoadFailures() != 0 || e.Revision() != "w-1" || at.IsZero() {
+		t.Fatal("unexpected reload")
+	}
+	writeManifest := func(rev string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, ".manifest"), []byte(`{"revision": "`+rev+`", "roots": ["policyca"]}`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeManifest("w-2")
+	e.poll1(ctx)
+	if e.Revision() != "w-2" {
+		t.Fatalf("revision %q after change", e.Revision())
+	}
+	// A broken change is tried once, not on every tick.
+	if err := os.WriteFile(filepath.Join(dir, "policy.rego"), []byte("package policyca\n\ndecision := {\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.poll1(ctx)
+	e.poll1(ctx)
+	if e.LoadFailures() != 1 || e.Revision() != "w-2" {
+		t.Fatalf("failures %d, revision %q", e.LoadFailures(), e.Revision())
+	}
+	// Watch stops with its context.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := e.Watch(cctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Watch: %v", err)
+	}
+}
+
+func TestURLBundleWithETag(t *testing.T) {
+	var b1, b2 bytes.Buffer
+	if err := Build(policyBundle(t, "u-1", `{"allow": true}`), nil, "", &b1); err != nil {
+		t.Fatal(err)
+	}
+	if err := Build(policyBundle(t, "u-2", `{"allow": true}`), nil, "", &b2); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	current, etag := b1.Bytes(), `"v1"`
+	var got200, got304 int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Header.Get("If-None-Match") == etag {
+			got304++
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		got200++
+		w.Header().Set("ETag", etag)
+		_, _ = w.Write(current)
+	}))
+	defer srv.Close()
+	e, err := NewEngine(EngineConfig{URL: srv.URL + "/bundle.tar.gz", HTTPClient: srv.Client(), Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	e.poll1(ctx)
+	if e.Revision() != "u-1" || got200 != 1 || got304 != 1 {
+		t.Fatalf("revision %q, %d×200, %d×304", e.Revision(), got200, got304)
+	}
+	mu.Lock()
+	current, etag = b2.Bytes(), `"v2"`
+	mu.Unlock()
+	e.poll1(ctx)
+	if e.Revision() != "u-2" || got200 != 2 {
+		t.Fatalf("revision %q, %d×200", e.Revision(), got200)
+	}
+	// A broken download is refused and the last good bundle stays.
+	mu.Lock()
+	current, etag = []byte("not a tarball"), `"v3"`
+	mu.Unlock()
+	if err := e.Reload(ctx); err == nil || e.Revision() != "u-2" || e.LoadFailures() != 1 {
+		t.Fatalf("Reload: %v, revision %q", err, e.Revision())
+	}
+}
+
+func TestEngineConfigErrors(t *testing.T) {
+	for _, cfg := range []EngineConfig{
+		{},
+		{Path: "../policies/rego", URL: "http://127.0.0.1/"},
+		{Path: filepath.Join(t.TempDir(), "missing")},
+	} {
+		cfg.Logger = quietLogger()
+		if _, err := NewEngine(cfg); err == nil {
+			t.Errorf("%+v accepted", cfg)
+		}
+	}
+}
