@@ -13,8 +13,8 @@
 // database migrated by a newer policyca is refused rather than misread.
 // Tables live in the connection's search_path (public unless the URL says
 // otherwise). Each table group has its own file (accounts.go, orders.go,
-// authz.go, certificates.go) holding its SQL and its scan function: a new
-// table group is a new migration and a new file.
+// authz.go, certificates.go, eab.go, decisions.go) holding its SQL and its
+// scan function: a new table group is a new migration and a new file.
 //
 // Times are timestamptz, NULL for the zero time, written in UTC truncated
 // to the microsecond (timestamptz's precision, and storetest.TimePrecision)
@@ -36,7 +36,8 @@
 // Uniqueness (key thumbprints, serials) is enforced by unique indexes, so
 // it holds across nodes; CompleteOrder locks the order row before writing
 // the certificate, so racing finalizers of one order store one
-// certificate.
+// certificate; CreateAccountBound locks the EAB key's row (SELECT … FOR
+// UPDATE), so racing binders of one key create one account.
 //
 // Every statement is prepared once per connection and reused: pgx's default
 // QueryExecModeCacheStatement does this transparently (a per-connection

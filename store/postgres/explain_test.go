@@ -45,6 +45,9 @@ func TestExplain(t *testing.T) {
 		 SELECT 'cert-' || i, to_hex(1000000 + i), 'acct-' || (i % 500 + 1), 'order-' || i, 'acme', '\x30', '', now(), '[]',
 		        CASE WHEN i % 50 = 0 THEN now() END, 0, '', '', now()
 		 FROM generate_series(1, $1) i`,
+		`INSERT INTO eab_keys (id, provisioner, reference, hmac_key, created_at, version)
+		 SELECT 'kid-' || i, 'acme', 'host-' || i, '\x00', now(), 1
+		 FROM generate_series(1, $1) i`,
 	}
 	for _, q := range fill {
 		if _, err := s.pool.Exec(ctx, q, explainRows); err != nil {
@@ -70,6 +73,7 @@ func TestExplain(t *testing.T) {
 		{"versioned authorization update (UpdateAuthorization)", sqlUpdateAuthz,
 			[]any{"dns", "a.example.internal", false, "valid", nil, "[]", "authz-42-a", int64(1)}},
 		{"an account's orders (ListOrderIDs, next page)", sqlOrdersAfter, []any{"acct-43", "order-42", 11}},
+		{"EAB key for binding (CreateAccountBound)", sqlEABForBind, []any{"kid-42"}},
 		{"certificate insert conflict lookup (PutCertificate, CompleteOrder)", sqlFindCert, []any{"cert-42", "f4272"}},
 	}
 

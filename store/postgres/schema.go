@@ -96,6 +96,53 @@ CREATE INDEX certificates_order ON certificates (order_id);
 -- CRLs list the revoked certificates that have not expired.
 CREATE INDEX certificates_revoked ON certificates (not_after) WHERE revoked_at IS NOT NULL;
 `,
+	// 2: External Account Binding keys and the policy decision log.
+	`
+-- hmac_key is the raw secret: the CA must verify the client's MAC with it.
+-- What protects it is access to the database (roles, network, backups).
+CREATE TABLE eab_keys (
+	id            text PRIMARY KEY,
+	-- seq orders keys created in the same microsecond.
+	seq           bigint GENERATED ALWAYS AS IDENTITY,
+	provisioner   text NOT NULL,
+	reference     text NOT NULL,
+	hmac_key      bytea NOT NULL,
+	created_at    timestamptz NOT NULL,
+	expires_at    timestamptz,
+	revoked_at    timestamptz,
+	-- NULL until the key binds an account; set once, never cleared.
+	bound_account text REFERENCES accounts (id),
+	bound_at      timestamptz,
+	policy        jsonb,           -- name rules, NULL if none
+	version       bigint NOT NULL
+);
+CREATE INDEX eab_keys_provisioner ON eab_keys (provisioner, created_at, seq);
+CREATE INDEX eab_keys_created ON eab_keys (created_at, seq);
+
+-- Append-only. seq orders entries written in the same microsecond. No
+-- foreign keys: a decision about an unknown account must still be logged.
+CREATE TABLE decisions (
+	id          text PRIMARY KEY,
+	seq         bigint GENERATED ALWAYS AS IDENTITY,
+	time        timestamptz NOT NULL,
+	stage       text NOT NULL,
+	provisioner text NOT NULL,
+	account_id  text NOT NULL,
+	eab_key_id  text NOT NULL,
+	identifiers jsonb NOT NULL,    -- array of identifiers
+	allow       boolean NOT NULL,
+	violations  jsonb NOT NULL,    -- array of violations
+	lifetime    bigint NOT NULL,   -- nanoseconds, 0 = no cap
+	revision    text NOT NULL,
+	eval_time   bigint NOT NULL,   -- nanoseconds
+	error       text NOT NULL,
+	ra          text NOT NULL,
+	node        text NOT NULL
+);
+CREATE INDEX decisions_time ON decisions (time, seq);
+CREATE INDEX decisions_account ON decisions (account_id, time, seq);
+CREATE INDEX decisions_denied ON decisions (time, seq) WHERE NOT allow;
+`,
 }
 
 // SchemaVersion is the schema version this package writes.
