@@ -100,7 +100,12 @@ func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
 		return d, e.finish(ctx, in, d, err)
 	}
 	d.Allow, d.Violations, d.Lifetime = d2.Allow, d2.Violations, d2.Lifetime
-	return d, e.finish(ctx, in, d, nil)
+	if err := e.finish(ctx, in, d, nil); err != nil {
+		// The decision log failed on an allow: fail closed.
+		d.Allow = false
+		return d, err
+	}
+	return d, nil
 }
 
 // DecideDocument evaluates a raw input document (as `policyca policy eval`

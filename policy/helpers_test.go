@@ -6,8 +6,8 @@ import (
 	"compress/gzip"
 	"io"
 	"os"
-	"strings"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/policyca/policyca/core"
