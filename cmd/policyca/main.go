@@ -37,7 +37,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newInitCmd(), newCACmd(), newEABCmd(), newProvisionerCmd(), newDecisionsCmd(), newVersionCmd())
+	root.AddCommand(newInitCmd(), newCACmd(), newEABCmd(), newProvisionerCmd(), newDecisionsCmd(), newBenchCmd(), newVersionCmd())
 	return root
 }
 
