@@ -2,12 +2,19 @@ package acme
 
 import (
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
 
 	"github.com/policyca/policyca/core"
+	"github.com/policyca/policyca/store"
 )
+
+// unavailableRetryAfter is the Retry-After, in seconds, of a request that
+// failed because the database could not be reached: long enough not to
+// hammer a recovering server, short enough for a failover.
+const unavailableRetryAfter = 2
 
 // problemPrefix is the RFC 8555 §6.7 namespace of ACME problem types.
 const problemPrefix = "urn:ietf:params:acme:error:"
@@ -105,8 +112,15 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	s.logger(r.Context()).Log(r.Context(), lvl, "request failed", "problem", p.Type, "status", p.Status, "error", e.Error())
 	h := w.Header()
-	if e.RetryAfter > 0 {
-		h.Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	retry := e.RetryAfter
+	if p.Status >= 500 && errors.Is(err, store.ErrUnavailable) {
+		// Whatever path the failure took, a database outage is temporary:
+		// say so, and when to come back, instead of a bare internal error.
+		p.Detail = "the database is temporarily unavailable; retry later"
+		retry = max(retry, unavailableRetryAfter)
+	}
+	if retry > 0 {
+		h.Set("Retry-After", strconv.Itoa(retry))
 	}
 	if e.Location != "" {
 		h.Set("Location", e.Location)

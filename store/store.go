@@ -39,6 +39,14 @@ var (
 	// ErrEABUnusable: the EAB key cannot bind an account (it is revoked,
 	// expired, or already bound). The wrapped text says which.
 	ErrEABUnusable = errors.New("store: EAB key unusable")
+	// ErrUnavailable: the database cannot be reached or cannot serve us
+	// right now (connection refused or lost, server shutting down or in
+	// recovery, out of connections, no answer in time). Nothing about the
+	// request was wrong and a retry may succeed once the database is
+	// back; the HTTP edge answers serverInternal with Retry-After. A write
+	// that fails this way is whole or absent (one transaction each), and
+	// the idempotent writes let a retry find out which.
+	ErrUnavailable = errors.New("store: unavailable")
 )
 
 // Store is the full persistence interface. Packages that use it declare the
@@ -126,6 +134,18 @@ type Store interface {
 	// ListDecisions returns entries matching f, newest first. Since is
 	// inclusive; a Limit below 1 means 100, and at most 10000 are returned.
 	ListDecisions(ctx context.Context, f core.DecisionFilter) ([]*core.DecisionRecord, error)
+
+	// ClusterSecret returns the secret named name, shared by every node of
+	// the database. The first caller to find it missing stores gen's
+	// result; of concurrent first callers on any nodes exactly one value
+	// wins and all of them get it. A stored secret is never replaced.
+	ClusterSecret(ctx context.Context, name string, gen func() ([]byte, error)) ([]byte, error)
+	// RedeemNonce records nonce as used until expires. ErrConflict if it
+	// is already recorded (a replay), whichever node recorded it.
+	RedeemNonce(ctx context.Context, nonce string, expires time.Time) error
+	// PruneNonces deletes the records that expired before the given time
+	// and returns how many it deleted.
+	PruneNonces(ctx context.Context, before time.Time) (int64, error)
 
 	// Ping checks the database is reachable (health checks).
 	Ping(ctx context.Context) error

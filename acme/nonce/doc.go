@@ -12,5 +12,10 @@
 // balancer (or the node itself) can tell from the nonce which node issued
 // it. A node that receives a nonce with another node's prefix refuses it as
 // badNonce; deployments with several nodes route requests by that prefix,
-// or use a shared nonce source instead.
+// or use Shared instead.
+//
+// Shared serves several nodes on one database: nonces are authenticated by
+// an HMAC under a key stored once in the database and carry their issue
+// time, so issuing needs no database access, and redemption is one INSERT
+// whose primary key refuses a second use on any node.
 package nonce

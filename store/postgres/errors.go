@@ -28,7 +28,10 @@ import (
 // every write is one transaction, so it is either whole or absent, and a
 // retry sees which (CompleteOrder and PutCertificate are idempotent for
 // that reason).
-var ErrUnavailable = errors.New("store: unavailable")
+//
+// It is store.ErrUnavailable, so that callers test one sentinel whatever
+// the backend.
+var ErrUnavailable = store.ErrUnavailable
 
 // errOpTimeout is the cause of a context cancelled by the store's own
 // per-call timeout, as opposed to the caller's context.

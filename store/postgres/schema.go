@@ -143,6 +143,20 @@ CREATE INDEX decisions_time ON decisions (time, seq);
 CREATE INDEX decisions_account ON decisions (account_id, time, seq);
 CREATE INDEX decisions_denied ON decisions (time, seq) WHERE NOT allow;
 `,
+	// 3: secrets shared by every node (the nonce key) and redeemed nonces,
+	// so that a nonce issued by one node is accepted once by any node.
+	`
+CREATE TABLE cluster_secrets (
+	name       text PRIMARY KEY,
+	secret     bytea NOT NULL,
+	created_at timestamptz NOT NULL
+);
+CREATE TABLE used_nonces (
+	nonce   text PRIMARY KEY,
+	expires timestamptz NOT NULL
+);
+CREATE INDEX used_nonces_expires ON used_nonces (expires);
+`,
 }
 
 // SchemaVersion is the schema version this package writes.

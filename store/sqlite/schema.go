@@ -133,6 +133,21 @@ CREATE INDEX decisions_time ON decisions (time);
 CREATE INDEX decisions_account ON decisions (account_id, time);
 CREATE INDEX decisions_allow ON decisions (allow, time);
 `,
+	// 4: secrets shared by every node of the database (the nonce key) and
+	// redeemed nonces, so that any node refuses a replay.
+	`
+CREATE TABLE cluster_secrets (
+	name       TEXT PRIMARY KEY,
+	secret     BLOB NOT NULL,
+	created_at INTEGER NOT NULL
+);
+-- WITHOUT ROWID: the nonce is the key; lookups and inserts touch one b-tree.
+CREATE TABLE used_nonces (
+	nonce   TEXT PRIMARY KEY,
+	expires INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX used_nonces_expires ON used_nonces (expires);
+`,
 }
 
 // SchemaVersion is the schema version this package writes.

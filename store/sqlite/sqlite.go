@@ -207,6 +207,12 @@ func mapErr(err error) error {
 			// The only references are to the owning account and order.
 			return fmt.Errorf("%w: referenced object: %v", store.ErrNotFound, err)
 		}
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR:
+			// Another process held the lock past the busy timeout, or the
+			// disk failed: nothing was wrong with the request.
+			return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+		}
 	}
 	return fmt.Errorf("sqlite: %w", err)
 }

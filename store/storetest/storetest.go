@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Concurrency", concurrencyTests},
 		{"EAB", eabTests},
 		{"Decisions", decisionTests},
+		{"Nonces", nonceTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
