@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -321,11 +323,64 @@ func (s *Service) AddProvisioner(_ context.Context, p config.Provisioner) (*Prov
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	c.Provisioners[len(c.Provisioners)-1] = nc.Provisioners[len(nc.Provisioners)-1]
+	if c.Policy.Bundle != "" {
+		if err := AddProvisionerToBundle(c.Path(c.Policy.Bundle), p.Name); err != nil {
+			return nil, err
+		}
+	}
 	if err := c.Write(s.ConfigPath); err != nil {
 		return nil, err
 	}
 	v := provView(c, c.Provisioners[len(c.Provisioners)-1])
 	return &v, nil
+}
+
+// AddProvisionerToBundle gives a new provisioner an empty rule layer in a
+// local bundle directory's data.json, so that the policy knows it (the
+// default policy refuses provisioners it does not know, so that adding one
+// to the configuration alone can never widen what is signed). An empty
+// layer adds no rules of its own: the authority layer still applies.
+// Bundles that are not a local directory with a data.json (a .tar.gz, a
+// URL, data elsewhere) are left alone: their owner adds the entry.
+func AddProvisionerToBundle(dir, name string) error {
+	path := filepath.Join(dir, "data.json")
+	st, err := os.Stat(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	root, ok := doc["policyca"].(map[string]any)
+	if !ok {
+		return nil
+	}
+	provs, ok := root["provisioners"].(map[string]any)
+	if !ok {
+		provs = map[string]any{}
+		root["provisioners"] = provs
+	}
+	if _, exists := provs[name]; exists {
+		return nil
+	}
+	provs[name] = map[string]any{}
+	out, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(out, '\n'), st.Mode().Perm()); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 func provView(c *config.Config, p config.Provisioner) ProvisionerView {

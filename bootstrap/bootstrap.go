@@ -17,6 +17,7 @@ import (
 
 	"github.com/policyca/policyca/config"
 	"github.com/policyca/policyca/pki"
+	"github.com/policyca/policyca/policies"
 	"github.com/policyca/policyca/signer"
 	"github.com/policyca/policyca/signer/pkcs11"
 	"github.com/policyca/policyca/signer/soft"
@@ -54,6 +55,11 @@ type Options struct {
 	// Existing uses keys already on the token under those labels instead
 	// of generating them (which refuses to overwrite a key).
 	Existing bool
+
+	// DatabaseURL, when set, is a postgres:// URL: the CA stores its data
+	// in that PostgreSQL database (which several nodes may share) instead
+	// of the SQLite file in the state directory.
+	DatabaseURL string
 }
 
 // Labels of the CA keys on a PKCS#11 token.
@@ -149,6 +155,15 @@ func Init(o Options) (*Result, error) {
 		if _, err := pki.ParseKeySpec(string(ks)); err != nil {
 			return nil, err
 		}
+	}
+	db := config.Database{Driver: "sqlite", Path: "db/policyca.db"}
+	if o.DatabaseURL != "" {
+		// Checked before anything is created, so a typo leaves no
+		// half-made state directory behind.
+		if err := config.CheckPostgresURL(o.DatabaseURL); err != nil {
+			return nil, fmt.Errorf("--db: %w", err)
+		}
+		db = config.Database{Driver: "postgres", URL: o.DatabaseURL}
 	}
 	state, err := filepath.Abs(o.StateDir)
 	if err != nil {
@@ -250,13 +265,14 @@ func Init(o Options) (*Result, error) {
 		Listen:      o.Listen,
 		ExternalURL: o.ExternalURL,
 		TLS:         config.TLS{Cert: "certs/tls.pem", Key: "file:keys/tls.key"},
-		Database:    config.Database{Driver: "sqlite", Path: "db/policyca.db"},
+		Database:    db,
 		Issuer: config.Issuer{
 			Cert: "certs/intermediate.pem",
 			Key:  intKeyURI,
 			Root: "certs/root.pem",
 		},
-		Admin: &config.Admin{ClientCA: "certs/admin-ca.pem"},
+		Admin:  &config.Admin{ClientCA: "certs/admin-ca.pem"},
+		Policy: config.Policy{Bundle: "policy"},
 		Provisioners: []config.Provisioner{{
 			Name:            "acme",
 			Type:            "acme",
@@ -268,6 +284,12 @@ func Init(o Options) (*Result, error) {
 				Resolvers:     o.Resolvers,
 			},
 		}},
+	}
+	// The default policy bundle, as an editable copy: operators keep it
+	// in git, test it with `policyca policy test`, and the CA reloads it
+	// when it changes.
+	if err := policies.WriteDefault(filepath.Join(state, "policy")); err != nil {
+		return nil, fmt.Errorf("writing the default policy bundle: %w", err)
 	}
 	cfgPath := ConfigPath(state)
 	if err := c.Write(cfgPath); err != nil {

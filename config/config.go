@@ -28,9 +28,14 @@ type Config struct {
 	// Provisioners are the named ACME endpoints, at least one.
 	Provisioners []Provisioner `json:"provisioners"`
 	Log          Log           `json:"log,omitempty"`
+	// Policy is the Rego bundle that decides every order and signature.
+	Policy Policy `json:"policy"`
 	// Admin enables the admin API (/admin/v1/) for client certificates
 	// issued by its own CA.
 	Admin *Admin `json:"admin,omitempty"`
+	// NodeName names this node in decision records and logs (default
+	// hostname/listen). Several nodes on one database need distinct names.
+	NodeName string `json:"node_name,omitempty"`
 	// ShutdownTimeout bounds graceful shutdown on SIGTERM (default 15s).
 	ShutdownTimeout Duration `json:"shutdown_timeout,omitempty"`
 
@@ -51,10 +56,14 @@ type TLS struct {
 
 // Database selects the store.
 type Database struct {
-	// Driver is "sqlite" (the default and only one for now).
+	// Driver is "sqlite" (the default: one node) or "postgres" (one or
+	// several nodes sharing the database, DESIGN.md shape 3).
 	Driver string `json:"driver"`
-	// Path of the SQLite database file.
-	Path string `json:"path"`
+	// Path of the SQLite database file (driver sqlite only).
+	Path string `json:"path,omitempty"`
+	// URL is the PostgreSQL connection URL, postgres://user:pass@host/db
+	// (driver postgres only). It holds the password: the file is 0600.
+	URL string `json:"url,omitempty"`
 }
 
 // Issuer is the certificate and key that sign leaf certificates.
@@ -94,6 +103,26 @@ type Validation struct {
 	TLSALPN01Port int      `json:"tlsalpn01_port,omitempty"` // default 443
 	Resolvers     []string `json:"resolvers,omitempty"`      // host:port; empty = system
 	Timeout       Duration `json:"timeout,omitempty"`        // default 10s
+}
+
+// Policy configures the policy engine (docs/policy.md).
+type Policy struct {
+	// Bundle is a bundle directory or .tar.gz file; URL an HTTPS URL of a
+	// .tar.gz polled with ETags. Exactly one is set.
+	Bundle string `json:"bundle,omitempty"`
+	URL    string `json:"url,omitempty"`
+	// VerificationKeys, when set, make bundle signatures mandatory.
+	VerificationKeys map[string]VerificationKey `json:"verification_keys,omitempty"`
+	// PollInterval is how often the bundle is checked for changes (10s).
+	PollInterval Duration `json:"poll_interval,omitempty"`
+	// EvalTimeout bounds one decision (2s); a timeout denies.
+	EvalTimeout Duration `json:"eval_timeout,omitempty"`
+}
+
+// VerificationKey is a public key that may sign policy bundles.
+type VerificationKey struct {
+	Key string `json:"key"` // PEM file
+	Alg string `json:"alg"` // ES256, RS256, …
 }
 
 // Admin configures the admin API.
@@ -210,6 +239,27 @@ func (c *Config) applyDefaults() {
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
+var nodeNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/\[\]-]{0,127}$`)
+
+// CheckPostgresURL checks the form of a PostgreSQL connection URL; errors
+// never repeat the URL, which may hold a password.
+func CheckPostgresURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errors.New("not a valid URL")
+	}
+	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
+		return fmt.Errorf("scheme %q, want postgres://", u.Scheme)
+	}
+	if u.Host == "" && u.Query().Get("host") == "" {
+		return errors.New("no host")
+	}
+	if strings.Trim(u.Path, "/") == "" {
+		return errors.New("no database name (postgres://user@host/DBNAME)")
+	}
+	return nil
+}
+
 // Validate checks required fields and values; errors name the field.
 func (c *Config) Validate() error {
 	var errs []error
@@ -235,14 +285,43 @@ func (c *Config) Validate() error {
 	switch c.Database.Driver {
 	case "sqlite":
 		req("database.path", c.Database.Path)
+		if c.Database.URL != "" {
+			errs = append(errs, errors.New("field \"database.url\": only for driver \"postgres\"; driver \"sqlite\" uses database.path"))
+		}
+	case "postgres":
+		req("database.url", c.Database.URL)
+		if c.Database.URL != "" {
+			if err := CheckPostgresURL(c.Database.URL); err != nil {
+				errs = append(errs, fmt.Errorf("field \"database.url\": %w", err))
+			}
+		}
+		if c.Database.Path != "" {
+			errs = append(errs, errors.New("field \"database.path\": only for driver \"sqlite\"; driver \"postgres\" uses database.url"))
+		}
 	default:
-		errs = append(errs, fmt.Errorf("field \"database.driver\": unsupported driver %q (want \"sqlite\")", c.Database.Driver))
+		errs = append(errs, fmt.Errorf("field \"database.driver\": unsupported driver %q (want \"sqlite\" or \"postgres\")", c.Database.Driver))
+	}
+	if c.NodeName != "" && !nodeNameRE.MatchString(c.NodeName) {
+		errs = append(errs, fmt.Errorf("field \"node_name\": %q is not a valid node name (up to 128 letters, digits and . _ : / -)", c.NodeName))
 	}
 	req("issuer.cert", c.Issuer.Cert)
 	req("issuer.key", c.Issuer.Key)
 	req("issuer.root", c.Issuer.Root)
 	if c.Admin != nil {
 		req("admin.client_ca", c.Admin.ClientCA)
+	}
+	if (c.Policy.Bundle == "") == (c.Policy.URL == "") {
+		errs = append(errs, errors.New("field \"policy\": set exactly one of \"policy.bundle\" and \"policy.url\""))
+	}
+	if c.Policy.URL != "" {
+		if u, err := url.Parse(c.Policy.URL); err != nil || u.Scheme != "https" || u.Host == "" {
+			errs = append(errs, fmt.Errorf("field \"policy.url\": must be an https URL, got %q", c.Policy.URL))
+		}
+	}
+	for id, k := range c.Policy.VerificationKeys {
+		f := fmt.Sprintf("policy.verification_keys.%s", id)
+		req(f+".key", k.Key)
+		req(f+".alg", k.Alg)
 	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":

@@ -13,6 +13,7 @@ const good = `{
   "tls": {"cert": "tls.pem", "key": "file:tls.key"},
   "database": {"path": "ca.db"},
   "issuer": {"cert": "int.pem", "key": "file:/abs/int.key", "root": "root.pem"},
+  "policy": {"bundle": "policy"},
   "provisioners": [{"name": "acme", "default_lifetime": "24h", "max_lifetime": "7d",
      "validation": {"http01_port": 5002, "resolvers": ["127.0.0.1:5353"], "timeout": "3s"}}]
 }`
@@ -70,6 +71,10 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"wrong type", strings.Replace(good, `5002`, `"5002"`, 1), `http01_port`},
 		{"syntax", good[:40], `unexpected EOF`},
 		{"trailing", good + `{}`, `trailing data`},
+		{"no policy", strings.Replace(good, `"policy": {"bundle": "policy"},`, ``, 1), `policy.bundle`},
+		{"policy both", strings.Replace(good, `{"bundle": "policy"}`, `{"bundle": "policy", "url": "https://x/b.tar.gz"}`, 1), `exactly one`},
+		{"policy http url", strings.Replace(good, `{"bundle": "policy"}`, `{"url": "http://x/b.tar.gz"}`, 1), `policy.url`},
+		{"policy key alg", strings.Replace(good, `{"bundle": "policy"}`, `{"bundle": "p", "verification_keys": {"k1": {"key": "k.pem"}}}`, 1), `policy.verification_keys.k1.alg`},
 		{"external url", strings.Replace(good, `"listen"`, `"external_url": "http://x", "listen"`, 1), `external_url`},
 	}
 	for _, tt := range tests {

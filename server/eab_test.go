@@ -28,12 +28,16 @@ import (
 	"github.com/policyca/policyca/signer/soft"
 )
 
-// withEABProvisioner adds a provisioner "eab" that requires EAB.
+// withEABProvisioner adds a provisioner "eab" that requires EAB, as
+// `policyca provisioner add eab --require-eab` does (config and policy data).
 func withEABProvisioner(c *config.Config) {
 	p := c.Provisioners[0]
 	p.Name = "eab"
 	p.RequireEAB = true
 	c.Provisioners = append(c.Provisioners, p)
+	if err := admin.AddProvisionerToBundle(c.Path(c.Policy.Bundle), "eab"); err != nil {
+		panic(err)
+	}
 }
 
 func (tc *testCA) eabDir() string { return strings.Replace(tc.dir, "/acme/acme/", "/acme/eab/", 1) }

@@ -17,19 +17,19 @@ import (
 	"time"
 
 	"github.com/policyca/policyca/acme"
-	"github.com/policyca/policyca/acme/nonce"
 	"github.com/policyca/policyca/admin"
 	"github.com/policyca/policyca/ca"
 	"github.com/policyca/policyca/config"
 	"github.com/policyca/policyca/eab"
 	"github.com/policyca/policyca/pki"
+	"github.com/policyca/policyca/policy"
+	"github.com/policyca/policyca/policy/capolicy"
 	"github.com/policyca/policyca/ra"
 	"github.com/policyca/policyca/signer"
 	// Registers the pkcs11: key URI scheme (a clear error in builds
 	// without cgo).
 	_ "github.com/policyca/policyca/signer/pkcs11"
 	"github.com/policyca/policyca/store"
-	"github.com/policyca/policyca/store/sqlite"
 )
 
 // staleProcessing is how long an order may stay in "processing" before the
@@ -44,10 +44,14 @@ type Server struct {
 	store  store.Store
 	ca     *ca.CA
 	issuer crypto.Signer
+	policy *policy.Engine
 	acme   *acme.Server
 	root   *x509.Certificate
 	tlsCfg *tls.Config
 	mux    *http.ServeMux
+
+	// pruneNonces deletes expired used-nonce records (shared nonces only).
+	pruneNonces func(context.Context)
 
 	mu      sync.Mutex
 	httpSrv *http.Server
@@ -116,9 +120,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 		s.tlsCfg.ClientCAs = pool
 	}
 
-	st, err := sqlite.Open(ctx, cfg.Path(cfg.Database.Path))
+	st, err := OpenStore(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("database.path: %w", err)
+		return nil, err
 	}
 	s.store = st
 	defer func() {
@@ -126,6 +130,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 			st.Close()
 		}
 	}()
+
+	node := NodeName(cfg)
+	s.policy, err = newPolicyEngine(cfg, st, node, log)
+	if err != nil {
+		return nil, err
+	}
 
 	profiles := map[string]ca.Profile{}
 	for _, p := range cfg.Provisioners {
@@ -138,6 +148,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 		Chain:    chain,
 		Store:    st,
 		Profiles: profiles,
+		Policy:   capolicy.New(s.policy),
 		Backdate: cfg.Issuer.Backdate.D(),
 		Lint:     lint,
 		Logger:   log,
@@ -160,16 +171,18 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 		provs = append(provs, acme.Provisioner{
 			Name:           p.Name,
 			Validator:      v,
+			Policy:         s.policy.OrderPolicy(),
 			RequireEAB:     p.RequireEAB,
 			TermsOfService: p.TermsOfService,
 			Website:        p.Website,
 			CAAIdentities:  p.CAAIdentities,
 		})
 	}
-	nonces, err := nonce.NewMemory(1 << 16)
+	nonces, prune, err := newNonces(ctx, cfg, st, log)
 	if err != nil {
 		return nil, err
 	}
+	s.pruneNonces = prune
 	s.acme, err = acme.NewServer(acme.Options{
 		BaseURL:      cfg.BaseURL(),
 		Provisioners: provs,
@@ -219,6 +232,12 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		s.log.Error("health: store", "err", err)
 	} else {
 		status["store"] = "ok"
+	}
+	rev, perr, _ := s.policy.Health()
+	status["policy_revision"] = rev
+	if perr != nil {
+		// The last load failed; the revision above stays in force.
+		status["policy_last_error"] = perr.Error()
 	}
 	status["signer"] = "ok"
 	if hc, ok := s.issuer.(interface{ Healthy() (bool, error) }); ok {
@@ -285,6 +304,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	defer stopSweep()
 	go s.sweep(sweepCtx)
+	if s.pruneNonces != nil {
+		go s.pruneNonces(sweepCtx)
+	}
+	go s.policy.Watch(sweepCtx)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
@@ -319,6 +342,10 @@ func (s *Server) sweep(ctx context.Context) {
 		}
 	}
 }
+
+// ReloadPolicy loads the policy bundle again (SIGHUP); on failure the
+// bundle in force stays.
+func (s *Server) ReloadPolicy(ctx context.Context) error { return s.policy.Reload(ctx) }
 
 // Close releases the store.
 func (s *Server) Close() error {

@@ -57,6 +57,18 @@ func newCACmd() *cobra.Command {
 			fmt.Fprintf(out, "  ACME directory: %s\n", dir)
 			fmt.Fprintf(out, "  root certificate: %s\n", root)
 			fmt.Fprintf(out, "  try:\n    %s\n", certbotExample(c, dir, root))
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for range hup {
+					if err := srv.ReloadPolicy(ctx); err != nil {
+						log.Error("SIGHUP: policy bundle refused, the previous one stays in force", "err", err)
+					} else {
+						log.Info("SIGHUP: policy bundle reloaded")
+					}
+				}
+			}()
 			return srv.Run(ctx)
 		},
 	}

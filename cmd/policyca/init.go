@@ -80,6 +80,7 @@ location. Then "policyca ca --state DIR" serves it with no other step.`,
 	f.StringSliceVar(&o.Resolvers, "resolver", nil, "DNS server host:port for validation (repeatable; default: the system resolver)")
 	f.StringVar(&o.KMS, "kms", "", "PKCS#11 token URI: create the root and intermediate keys on this token (e.g. 'pkcs11:token=NAME?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/policyca/pin')")
 	f.BoolVar(&o.Existing, "existing", false, "with --kms: use the keys already on the token (labels policyca-root, policyca-intermediate)")
+	f.StringVar(&o.DatabaseURL, "db", "", "PostgreSQL URL (postgres://user:pass@host/db) to store the CA's data in, for one or several CA nodes; default: a SQLite file in the state directory")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
 }

@@ -14,8 +14,8 @@ import (
 
 	"github.com/policyca/policyca/admin"
 	"github.com/policyca/policyca/pki"
+	"github.com/policyca/policyca/server"
 	"github.com/policyca/policyca/signer"
-	"github.com/policyca/policyca/store/sqlite"
 )
 
 // operatorFlags select where operator commands act: the local state
@@ -42,7 +42,7 @@ func (f *operatorFlags) api(ctx context.Context) (admin.API, func(), error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		st, err := sqlite.Open(ctx, c.Path(c.Database.Path))
+		st, err := server.OpenStore(ctx, c)
 		if err != nil {
 			return nil, nil, err
 		}

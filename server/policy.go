@@ -1,0 +1,91 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/policyca/policyca/config"
+	"github.com/policyca/policyca/core"
+	"github.com/policyca/policyca/policy"
+	"github.com/policyca/policyca/store"
+)
+
+// newPolicyEngine loads the configured bundle. A bundle that does not load
+// stops the CA from starting: the error names the file and line.
+func newPolicyEngine(cfg *config.Config, st store.Store, node string, log *slog.Logger) (*policy.Engine, error) {
+	keys := map[string]policy.VerificationKey{}
+	for id, k := range cfg.Policy.VerificationKeys {
+		pem, err := os.ReadFile(cfg.Path(k.Key))
+		if err != nil {
+			return nil, fmt.Errorf("policy.verification_keys.%s: %w", id, err)
+		}
+		keys[id] = policy.VerificationKey{PEM: string(pem), Alg: k.Alg}
+	}
+	ec := policy.EngineConfig{
+		Path:             cfg.Path(cfg.Policy.Bundle),
+		URL:              cfg.Policy.URL,
+		VerificationKeys: keys,
+		PollInterval:     cfg.Policy.PollInterval.D(),
+		EvalTimeout:      cfg.Policy.EvalTimeout.D(),
+		Sink:             decisionSink{st},
+		Accounts:         accountInfo{st},
+		Node:             node,
+		Logger:           log,
+	}
+	if cfg.Policy.URL != "" {
+		ec.Path = ""
+	}
+	e, err := policy.NewEngine(ec)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	return e, nil
+}
+
+// decisionSink writes every decision to the store's decision log before
+// the decision takes effect (the engine denies if this fails).
+type decisionSink struct{ st store.Store }
+
+func (d decisionSink) RecordDecision(ctx context.Context, r policy.DecisionRecord) error {
+	rec := &core.DecisionRecord{
+		ID: r.DecisionID, Time: r.Time, Stage: string(r.Stage), Provisioner: r.Provisioner, AccountID: r.AccountID,
+		Identifiers: r.Identifiers, Allow: r.Allow, Revision: r.Revision, EvalTime: r.EvalTime, Error: r.Error,
+		RA: r.RA, Node: r.Node,
+	}
+	for _, v := range r.Violations {
+		rec.Violations = append(rec.Violations, core.Violation{Type: v.Type, Value: v.Value, Layer: v.Layer, Reason: v.Reason})
+	}
+	return d.st.RecordDecisions(ctx, []*core.DecisionRecord{rec})
+}
+
+// accountInfo gives the policy the account's EAB key and account policy
+// from the CA's own store (never a client's or an RA's word for it).
+type accountInfo struct{ st store.Store }
+
+func (a accountInfo) LookupAccount(ctx context.Context, id string) (*policy.EABInfo, json.RawMessage, error) {
+	acct, err := a.st.GetAccount(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		// Unknown to this CA: no EAB, no account layer (an RA's accounts
+		// are looked up through their EAB key id instead).
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if acct.EABKeyID == "" {
+		return nil, nil, nil
+	}
+	k, err := a.st.GetEABKey(ctx, acct.EABKeyID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("EAB key %s of account %s: %w", acct.EABKeyID, id, err)
+	}
+	var pol json.RawMessage
+	if len(k.Policy) > 0 {
+		pol = json.RawMessage(k.Policy)
+	}
+	return &policy.EABInfo{KeyID: k.ID, Reference: k.Reference}, pol, nil
+}
