@@ -42,7 +42,7 @@ func BenchmarkIssuanceHTTP01(b *testing.B) {
 func startCABench(b *testing.B) *testCA {
 	b.Helper()
 	tc := startCA(b, nil)
-	tc.resp = challtest.NewHTTP01Responder(b, "127.0.0.1:"+strconv.Itoa(tc.httpPort))
+	tc.resp = newHTTP01(b, tc)
 	return tc
 }
 
@@ -54,6 +54,31 @@ func issueHTTP01(ctx context.Context, tc *testCA, xc *xacme.Client, name string)
 	if err != nil {
 		return err
 	}
+	if err := solveHTTP01(ctx, tc, xc, order); err != nil {
+		return err
+	}
+	certKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{DNSNames: []string{name}}, certKey)
+	if err != nil {
+		return err
+	}
+	ders, _, err := xc.CreateOrderCert(ctx, order.FinalizeURL, csr, true)
+	if err != nil {
+		return err
+	}
+	leaf, err := x509.ParseCertificate(ders[0])
+	if err != nil {
+		return err
+	}
+	if len(leaf.DNSNames) != 1 || leaf.DNSNames[0] != name {
+		return fmt.Errorf("certificate for %v, want %s", leaf.DNSNames, name)
+	}
+	return nil
+}
+
+// solveHTTP01 answers every authorization of order with http-01 through
+// tc.resp and waits until they are valid.
+func solveHTTP01(ctx context.Context, tc *testCA, xc *xacme.Client, order *xacme.Order) error {
 	for _, u := range order.AuthzURLs {
 		z, err := xc.GetAuthorization(ctx, u)
 		if err != nil {
@@ -76,23 +101,11 @@ func issueHTTP01(ctx context.Context, tc *testCA, xc *xacme.Client, name string)
 			return err
 		}
 	}
-	certKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{DNSNames: []string{name}}, certKey)
-	if err != nil {
-		return err
-	}
-	ders, _, err := xc.CreateOrderCert(ctx, order.FinalizeURL, csr, true)
-	if err != nil {
-		return err
-	}
-	leaf, err := x509.ParseCertificate(ders[0])
-	if err != nil {
-		return err
-	}
-	if len(leaf.DNSNames) != 1 || leaf.DNSNames[0] != name {
-		return fmt.Errorf("certificate for %v, want %s", leaf.DNSNames, name)
-	}
 	return nil
+}
+
+func newHTTP01(t testing.TB, tc *testCA) *challtest.HTTP01Responder {
+	return challtest.NewHTTP01Responder(t, "127.0.0.1:"+strconv.Itoa(tc.httpPort))
 }
 
 func pollAuthz(ctx context.Context, xc *xacme.Client, u string) error {
