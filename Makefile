@@ -21,12 +21,12 @@ TEST_TIMEOUT ?= 20m
 # Extra steps of `make test` added by later work (e.g. `opa test` over the
 # policy bundle): define a target below and append its name here. They run
 # after the Go tests and the fuzz smoke run.
-TEST_EXTRA ?=
+TEST_EXTRA ?= policy-check
 
 # testdata may hold deliberately malformed Go sources; the go tool skips it too.
 FIND_GO_FILES = find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -print0
 
-.PHONY: build run deps test lint fmt-check vet unit fuzz-short fuzz test-extra clean
+.PHONY: build run deps test lint fmt-check vet unit fuzz-short fuzz test-extra policy-check clean
 
 # Always delegate to `go build`: it knows the real dependency graph and its
 # cache makes an up-to-date build nearly free.
@@ -81,3 +81,13 @@ test-extra: $(TEST_EXTRA)
 
 clean:
 	rm -rf bin/ coverage.out coverage.html *.coverprofile
+
+# The default bundle and its tests through OPA's own CLI (pinned in go.mod
+# as a tool): strict checks, canonical formatting, and the unit tests.
+POLICY_DIRS = policies/rego policytests
+policy-check:
+	$(GO) tool opa check --strict $(POLICY_DIRS)
+	@unformatted=$$($(GO) tool opa fmt --list $(POLICY_DIRS) policies/examples); \
+	if [ -n "$$unformatted" ]; then echo "opa fmt: these files need formatting (go tool opa fmt -w):"; echo "$$unformatted"; exit 1; fi
+	$(GO) tool opa test -v $(POLICY_DIRS)
+	@for ex in policies/examples/*/; do echo "== opa test $$ex"; $(GO) tool opa test $$ex || exit 1; done
