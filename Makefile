@@ -26,7 +26,7 @@ TEST_EXTRA ?= policy-check
 # testdata may hold deliberately malformed Go sources; the go tool skips it too.
 FIND_GO_FILES = find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -print0
 
-.PHONY: build run deps test lint fmt-check vet unit fuzz-short fuzz test-extra policy-check clean
+.PHONY: build run run-hsm deps test lint fmt-check vet unit fuzz-short fuzz test-extra policy-check clean
 
 # Always delegate to `go build`: it knows the real dependency graph and its
 # cache makes an up-to-date build nearly free.
@@ -41,6 +41,19 @@ run: build
 		bin/policyca init --state '$(STATE)' --listen '$(LISTEN)' --http01-port '$(HTTP01_PORT)' --tlsalpn01-port '$(TLSALPN01_PORT)'; \
 	fi
 	exec bin/policyca ca --state '$(STATE)'
+
+# The same CA with its root and intermediate keys on a local SoftHSM2 token
+# (created on first use in $(HSM_STATE)/softhsm, PIN in a 0600 file there).
+HSM_STATE ?= .policyca-hsm
+HSM_LISTEN ?= 127.0.0.1:8444
+run-hsm: build
+	@if [ ! -e '$(HSM_STATE)/policyca.json' ]; then \
+		out=$$(softhsm/init-token.sh '$(HSM_STATE)/softhsm' policyca) && \
+		export SOFTHSM2_CONF='$(HSM_STATE)/softhsm/softhsm2.conf' && \
+		bin/policyca init --state '$(HSM_STATE)' --listen '$(HSM_LISTEN)' --http01-port '$(HTTP01_PORT)' --tlsalpn01-port '$(TLSALPN01_PORT)' \
+			--kms "$$(printf '%s\n' "$$out" | grep '^pkcs11:')"; \
+	fi
+	SOFTHSM2_CONF='$(abspath $(HSM_STATE))/softhsm/softhsm2.conf' exec bin/policyca ca --state '$(HSM_STATE)'
 
 deps:
 	scripts/deps.sh

@@ -409,11 +409,14 @@ func (c *Config) Provisioner(name string) (*Provisioner, bool) {
 
 // Write stores the configuration as indented JSON with mode 0600.
 func (c *Config) Write(path string) error {
-	b, err := json.MarshalIndent(c, "", "  ")
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // key URIs hold '&'
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(c); err != nil {
 		return err
 	}
-	b = append(b, '\n')
+	b := buf.Bytes()
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return err
