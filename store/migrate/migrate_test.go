@@ -1,0 +1,433 @@
+package migrate_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/policyca/policyca/core"
+	"github.com/policyca/policyca/internal/pgtest"
+	"github.com/policyca/policyca/store"
+	"github.com/policyca/policyca/store/migrate"
+	"github.com/policyca/policyca/store/postgres"
+	"github.com/policyca/policyca/store/sqlite"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.StopShared()
+	os.Exit(code)
+}
+
+// backend is what the test needs of a store: the CA's interface and both
+// sides of migration.
+type backend interface {
+	store.Store
+	migrate.Target
+}
+
+func openSQLite(t *testing.T, path string) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(t.Context(), path, sqlite.WithSynchronous(sqlite.SyncNormal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func openPostgres(t *testing.T) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(t.Context(), pgtest.Shared(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+var t0 = time.Date(2030, 5, 6, 7, 8, 9, 123456789, time.UTC)
+
+// counts of the generated data set.
+const (
+	nAccounts     = 40
+	nOrders       = 200 // each with two authorizations
+	nCertificates = 3000 // in the main test
+	nEAB          = 30 // the first 10 bound
+	nDecisions    = 400
+)
+
+// fill writes a CA's worth of data through the store's normal API, with
+// the awkward cases: updated objects (versions above 1), absent and
+// sub-microsecond times, a revoked certificate, bound and unbound EAB keys,
+// a policy written with spaces and unsorted keys, invalid orders with a
+// problem, and orders reusing another order's authorization.
+func fill(t *testing.T, s store.Store, nCertificates int) {
+	t.Helper()
+	ctx := t.Context()
+	accts := make([]*core.Account, nAccounts)
+	for i := range accts {
+		a := &core.Account{
+			ID: fmt.Sprintf("acct-%03d", i), Provisioner: "acme", KeyThumbprint: fmt.Sprintf("thumb-%d", i),
+			KeyJWK: []byte(`{"kty":"EC"}`), Status: core.StatusValid, TermsAgreed: i%2 == 0,
+			CreatedAt: t0.Add(time.Duration(i) * time.Second),
+		}
+		if i%3 == 0 {
+			a.Contact = []string{fmt.Sprintf("mailto:ops%d@example.internal", i)}
+		}
+		if err := s.CreateAccount(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		if i%5 == 0 {
+			a.Contact = append(a.Contact, "mailto:second@example.internal")
+			for range 2 {
+				if err := s.UpdateAccount(ctx, a); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		accts[i] = a
+	}
+	// Binding creates the accounts of the first 10 keys.
+	for i := range nEAB {
+		k := &core.EABKey{
+			ID: fmt.Sprintf("kid-%02d", i), Provisioner: "acme", Reference: fmt.Sprintf("host-%d", i),
+			HMACKey: []byte(fmt.Sprintf("secret-%d-0123456789abcdef", i)), CreatedAt: t0.Add(time.Duration(nEAB-i) * time.Minute),
+		}
+		if i%4 == 0 {
+			k.Policy = []byte(`{ "deny": {"dns": [".bad.internal"]},  "allow": {"dns": [".team.internal"], "ip": ["10.1.0.0/16"]}, "max_lifetime": "72h" }`)
+		}
+		if i%7 == 0 {
+			k.ExpiresAt = t0.Add(1000 * time.Hour)
+		}
+		if err := s.CreateEABKey(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+		if i < 10 {
+			a := &core.Account{ID: fmt.Sprintf("bound-%02d", i), Provisioner: "acme", KeyThumbprint: fmt.Sprintf("bthumb-%d", i),
+				KeyJWK: []byte(`{"kty":"OKP"}`), Status: core.StatusValid, TermsAgreed: true}
+			if err := s.CreateAccountBound(ctx, a, k.ID, t0); err != nil {
+				t.Fatal(err)
+			}
+		} else if i == 12 {
+			k.RevokedAt = t0.Add(time.Hour)
+			if err := s.UpdateEABKey(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var prevAuthz string
+	for i := range nOrders {
+		a := accts[i%nAccounts]
+		o := &core.Order{
+			ID: fmt.Sprintf("order-%04d", i), AccountID: a.ID, Provisioner: "acme", Status: core.StatusPending,
+			Expires:     t0.Add(24 * time.Hour),
+			Identifiers: []core.Identifier{{Type: core.DNS, Value: fmt.Sprintf("h%d.team.internal", i)}, {Type: core.IP, Value: "10.1.2.3"}},
+			// Orders are created in an order different from their IDs'.
+			CreatedAt: t0.Add(time.Duration(nOrders-i) * time.Millisecond),
+		}
+		var authzs []*core.Authorization
+		for j, id := range o.Identifiers {
+			authzs = append(authzs, &core.Authorization{
+				ID: fmt.Sprintf("authz-%04d-%d", i, j), Identifier: id, Status: core.StatusPending, Expires: t0.Add(24 * time.Hour),
+				Challenges: []core.Challenge{{ID: fmt.Sprintf("ch-%d-%d", i, j), Type: core.ChallengeHTTP01, Token: "tok", Status: core.StatusPending}},
+			})
+		}
+		if i%10 == 9 {
+			o.AuthzIDs = []string{authzs[0].ID, authzs[1].ID, prevAuthz}
+		}
+		if err := s.CreateOrder(ctx, o, authzs); err != nil {
+			t.Fatal(err)
+		}
+		prevAuthz = authzs[0].ID
+		switch i % 4 {
+		case 1:
+			authzs[0].Status = core.StatusValid
+			authzs[0].Challenges[0].Status = core.StatusValid
+			authzs[0].Challenges[0].Validated = t0.Add(time.Duration(i) * time.Microsecond)
+			if err := s.UpdateAuthorization(ctx, authzs[0]); err != nil {
+				t.Fatal(err)
+			}
+		case 2:
+			o.Status = core.StatusInvalid
+			o.Error = &core.Error{Kind: core.KindConnection, Detail: "connection refused",
+				Subproblems: []*core.Error{{Kind: core.KindDNS, Detail: "nxdomain", Identifier: &o.Identifiers[0]}}}
+			if err := s.UpdateOrder(ctx, o); err != nil {
+				t.Fatal(err)
+			}
+		case 3:
+			o.Status, o.ProcessingSince = core.StatusProcessing, t0
+			if err := s.UpdateOrder(ctx, o); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Certificates: fake DER is enough at the store level. Written by
+	// several goroutines, as a busy CA would.
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < nCertificates; i += 8 {
+				c := &core.Certificate{
+					ID: fmt.Sprintf("cert-%05d", i), Serial: fmt.Sprintf("%x", 0x10000+i*7919),
+					AccountID: accts[i%nAccounts].ID, OrderID: fmt.Sprintf("order-%04d", i%nOrders), Provisioner: "acme",
+					DER: []byte(fmt.Sprintf("\x30\x82fake-der-%d", i)), ChainPEM: []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"),
+					NotBefore: t0, NotAfter: t0.Add(24 * time.Hour),
+					Names:          []core.Identifier{{Type: core.DNS, Value: fmt.Sprintf("h%d.team.internal", i)}},
+					PolicyRevision: "rev-1", DecisionID: fmt.Sprintf("dec-%d", i),
+					CreatedAt: t0.Add(time.Duration(i) * time.Millisecond),
+				}
+				if err := s.PutCertificate(ctx, c); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if err := s.RevokeCertificate(ctx, fmt.Sprintf("%x", 0x10000+17*7919), 4, t0.Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	var recs []*core.DecisionRecord
+	for i := range nDecisions {
+		recs = append(recs, &core.DecisionRecord{
+			ID: fmt.Sprintf("dec-%04d", nDecisions-i), Time: t0.Add(time.Duration(i%50) * time.Second), Stage: core.StageOrder,
+			Provisioner: "acme", AccountID: accts[i%nAccounts].ID, Allow: i%3 != 0,
+			Identifiers: []core.Identifier{{Type: core.DNS, Value: "x.team.internal"}},
+			Violations:  []core.Violation{{Type: "dns", Value: "x", Layer: "account", Reason: "no"}}[:i%3/2],
+			Lifetime:    72 * time.Hour, Revision: "rev-1", EvalTime: 1234567 * time.Nanosecond, Node: "ca-1/127.0.0.1:8443",
+		})
+	}
+	if err := s.RecordDecisions(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func checksums(t *testing.T, s migrate.Source) map[string]migrate.TableResult {
+	t.Helper()
+	out := map[string]migrate.TableResult{}
+	for _, table := range migrate.Tables {
+		r, err := migrate.Checksum(t.Context(), s, table)
+		if err != nil {
+			t.Fatalf("Checksum %s: %v", table, err)
+		}
+		out[table] = r
+	}
+	return out
+}
+
+// sameBehaviour checks, through the CA's own interface, things a checksum
+// over rows could not show: listings in insertion order and the lookups.
+func sameBehaviour(t *testing.T, a, b store.Store) {
+	t.Helper()
+	ctx := t.Context()
+	for _, acct := range []string{"acct-000", "acct-007", "acct-039"} {
+		ia, _, err := a.ListOrderIDs(ctx, acct, "", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ib, _, err := b.ListOrderIDs(ctx, acct, "", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(ia, ib) || len(ia) == 0 {
+			t.Fatalf("ListOrderIDs(%s): %v vs %v", acct, ia, ib)
+		}
+	}
+	ka, err := a.ListEABKeys(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := b.ListEABKeys(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ka) != nEAB || len(kb) != nEAB {
+		t.Fatalf("ListEABKeys: %d and %d keys", len(ka), len(kb))
+	}
+	for i := range ka {
+		if ka[i].ID != kb[i].ID || ka[i].BoundAccount != kb[i].BoundAccount || ka[i].Version != kb[i].Version {
+			t.Fatalf("EAB key %d: %+v vs %+v", i, ka[i], kb[i])
+		}
+	}
+	da, err := a.ListDecisions(ctx, core.DecisionFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := b.ListDecisions(ctx, core.DecisionFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(da) != nDecisions || len(db) != nDecisions {
+		t.Fatalf("ListDecisions: %d and %d", len(da), len(db))
+	}
+	for i := range da {
+		if da[i].ID != db[i].ID {
+			t.Fatalf("decision %d: %s vs %s (order of equal times lost)", i, da[i].ID, db[i].ID)
+		}
+	}
+	stale, err := b.ListStaleProcessingOrders(ctx, t0.Add(time.Second))
+	if err != nil || len(stale) != nOrders/4 {
+		t.Fatalf("ListStaleProcessingOrders: %d, %v", len(stale), err)
+	}
+	acct, err := b.GetAccount(ctx, "acct-005")
+	if err != nil || acct.Version != 3 {
+		t.Fatalf("updated account: %+v, %v; want version 3", acct, err)
+	}
+	revoked, err := b.ListRevoked(ctx, t0)
+	if err != nil || len(revoked) != 1 {
+		t.Fatalf("ListRevoked: %d, %v", len(revoked), err)
+	}
+	// The target is a working store: a bound key stays bound.
+	err = b.CreateAccountBound(ctx, &core.Account{Provisioner: "acme", KeyThumbprint: "new", KeyJWK: []byte("{}"), Status: core.StatusValid}, "kid-00", t0)
+	if !errors.Is(err, store.ErrEABUnusable) {
+		t.Fatalf("binding an already bound key after migration: %v", err)
+	}
+}
+
+func TestSQLiteToPostgres(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	src := openSQLite(t, filepath.Join(t.TempDir(), "ca.db"))
+	fill(t, src, nCertificates)
+	dst := openPostgres(t)
+
+	res, err := migrate.Copy(ctx, src, dst)
+	if err != nil {
+		t.Fatalf("Copy: %v", err)
+	}
+	want := map[string]int64{"accounts": nAccounts + 10, "orders": nOrders, "authorizations": 2 * nOrders,
+		"certificates": nCertificates, "eab_keys": nEAB, "decisions": nDecisions}
+	for _, r := range res {
+		if r.Rows != want[r.Table] {
+			t.Errorf("%s: copied %d rows, want %d", r.Table, r.Rows, want[r.Table])
+		}
+	}
+	// Computed independently on both sides.
+	cs, cd := checksums(t, src), checksums(t, dst)
+	for _, table := range migrate.Tables {
+		if cs[table] != cd[table] {
+			t.Errorf("%s: source %+v, target %+v", table, cs[table], cd[table])
+		}
+	}
+	sameBehaviour(t, src, dst)
+
+	// A second run into the now non-empty target is refused and changes
+	// nothing.
+	if _, err := migrate.Copy(ctx, src, dst); !errors.Is(err, migrate.ErrTargetNotEmpty) {
+		t.Fatalf("second Copy: %v, want ErrTargetNotEmpty", err)
+	}
+	if after := checksums(t, dst); after["certificates"] != cd["certificates"] {
+		t.Fatal("the refused run changed the target")
+	}
+
+	// And back, PostgreSQL to a new SQLite file: the same checksums again.
+	back := openSQLite(t, filepath.Join(t.TempDir(), "back.db"))
+	if _, err := migrate.Copy(ctx, dst, back); err != nil {
+		t.Fatalf("Copy back: %v", err)
+	}
+	if cb := checksums(t, back); !mapsEqual(cb, cs) {
+		t.Fatalf("round trip changed the data:\n%v\n%v", cb, cs)
+	}
+}
+
+func mapsEqual(a, b map[string]migrate.TableResult) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// lossy is a target that silently drops one row: verification must notice.
+type lossy struct {
+	backend
+	drop string
+}
+
+func (l *lossy) ImportRows(ctx context.Context, fill func(put func(string, any) error) error) error {
+	return l.backend.ImportRows(ctx, func(put func(string, any) error) error {
+		return fill(func(table string, row any) error {
+			if c, ok := row.(*core.Certificate); ok && c.ID == l.drop {
+				return nil
+			}
+			return put(table, row)
+		})
+	})
+}
+
+func TestVerificationCatchesLoss(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	src := openSQLite(t, filepath.Join(dir, "src.db"))
+	for i := range 3 {
+		c := &core.Certificate{ID: fmt.Sprintf("c%d", i), Serial: fmt.Sprintf("%x", i+1), DER: []byte{1}, CreatedAt: t0}
+		if err := src.PutCertificate(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dst := &lossy{backend: openSQLite(t, filepath.Join(dir, "dst.db")), drop: "c1"}
+	if _, err := migrate.Copy(ctx, src, dst); !errors.Is(err, migrate.ErrMismatch) {
+		t.Fatalf("Copy into a lossy target: %v, want ErrMismatch", err)
+	}
+}
+
+// failing is a target whose import fails half way: nothing may remain.
+type failing struct{ backend }
+
+func (f *failing) ImportRows(ctx context.Context, fill func(put func(string, any) error) error) error {
+	return f.backend.ImportRows(ctx, func(put func(string, any) error) error {
+		n := 0
+		return fill(func(table string, row any) error {
+			if n++; n == 50 {
+				return errors.New("disk full")
+			}
+			return put(table, row)
+		})
+	})
+}
+
+func TestFailedImportLeavesTargetEmpty(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	src := openSQLite(t, filepath.Join(t.TempDir(), "src.db"))
+	// Fewer certificates: the point is the rollback, not the volume.
+	fill(t, src, 200)
+	for _, name := range []string{"sqlite", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			var dst backend
+			if name == "sqlite" {
+				dst = openSQLite(t, filepath.Join(t.TempDir(), "dst.db"))
+			} else {
+				dst = openPostgres(t)
+			}
+			if _, err := migrate.Copy(ctx, src, &failing{dst}); err == nil {
+				t.Fatal("Copy succeeded through a failing import")
+			}
+			for _, table := range migrate.Tables {
+				if n, err := dst.CountRows(ctx, table); err != nil || n != 0 {
+					t.Fatalf("%s: %d rows, %v after a failed import", table, n, err)
+				}
+			}
+			// Being empty, it can take the migration again.
+			if _, err := migrate.Copy(ctx, src, dst); err != nil {
+				t.Fatalf("retry: %v", err)
+			}
+		})
+	}
+}
