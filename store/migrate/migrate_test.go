@@ -57,9 +57,9 @@ var t0 = time.Date(2030, 5, 6, 7, 8, 9, 123456789, time.UTC)
 // counts of the generated data set.
 const (
 	nAccounts     = 40
-	nOrders       = 200 // each with two authorizations
+	nOrders       = 200  // each with two authorizations
 	nCertificates = 3000 // in the main test
-	nEAB          = 30 // the first 10 bound
+	nEAB          = 30   // the first 10 bound
 	nDecisions    = 400
 )
 
