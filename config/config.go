@@ -36,6 +36,12 @@ type Config struct {
 	// NodeName names this node in decision records and logs (default
 	// hostname/listen). Several nodes on one database need distinct names.
 	NodeName string `json:"node_name,omitempty"`
+	// StaleProcessing is how long an order may stay "processing" before
+	// the node's recovery sweep (at start and every minute) declares its
+	// issuance lost, as after a node crashed while signing (default 5m).
+	// Every node sweeps the shared database: keep it well above the time
+	// one signature takes.
+	StaleProcessing Duration `json:"stale_processing,omitempty"`
 	// ShutdownTimeout bounds graceful shutdown on SIGTERM (default 15s).
 	ShutdownTimeout Duration `json:"shutdown_timeout,omitempty"`
 
@@ -208,6 +214,9 @@ func (c *Config) applyDefaults() {
 	if c.Database.Driver == "" {
 		c.Database.Driver = "sqlite"
 	}
+	if c.StaleProcessing == 0 {
+		c.StaleProcessing = Duration(5 * time.Minute)
+	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = Duration(15 * time.Second)
 	}
@@ -300,6 +309,9 @@ func (c *Config) Validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("field \"database.driver\": unsupported driver %q (want \"sqlite\" or \"postgres\")", c.Database.Driver))
+	}
+	if c.StaleProcessing.D() < time.Second {
+		errs = append(errs, errors.New("field \"stale_processing\": at least 1s"))
 	}
 	if c.NodeName != "" && !nodeNameRE.MatchString(c.NodeName) {
 		errs = append(errs, fmt.Errorf("field \"node_name\": %q is not a valid node name (up to 128 letters, digits and . _ : / -)", c.NodeName))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/policyca/policyca/acme"
 	"github.com/policyca/policyca/acme/nonce"
@@ -65,4 +66,14 @@ func newNonces(ctx context.Context, cfg *config.Config, st store.Store, log *slo
 		return nil, nil, err
 	}
 	return sh, func(ctx context.Context) { sh.RunPruner(ctx, nonce.DefaultPruneEvery) }, nil
+}
+
+// staleAfter is the configured stale_processing, or its default for a
+// configuration built without config.Load: zero would end every order in
+// processing, including those another node is signing right now.
+func staleAfter(cfg *config.Config) time.Duration {
+	if d := cfg.StaleProcessing.D(); d > 0 {
+		return d
+	}
+	return 5 * time.Minute
 }

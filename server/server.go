@@ -32,11 +32,6 @@ import (
 	"github.com/policyca/policyca/store"
 )
 
-// staleProcessing is how long an order may stay in "processing" before the
-// recovery sweep declares the issuance lost (a crash between the transition
-// and the certificate being stored).
-const staleProcessing = 5 * time.Minute
-
 // Server is one running CA node.
 type Server struct {
 	cfg    *config.Config
@@ -296,7 +291,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.httpSrv = srv
 	s.mu.Unlock()
 
-	if n, err := s.acme.RecoverStaleOrders(ctx, staleProcessing); err != nil {
+	if n, err := s.acme.RecoverStaleOrders(ctx, staleAfter(s.cfg)); err != nil {
 		s.log.Error("recovering stale orders", "err", err)
 	} else if n > 0 {
 		s.log.Warn("orders left in processing by a previous run marked invalid", "count", n)
@@ -336,7 +331,7 @@ func (s *Server) sweep(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, err := s.acme.RecoverStaleOrders(ctx, staleProcessing); err != nil && ctx.Err() == nil {
+			if _, err := s.acme.RecoverStaleOrders(ctx, staleAfter(s.cfg)); err != nil && ctx.Err() == nil {
 				s.log.Error("recovering stale orders", "err", err)
 			}
 		}
