@@ -59,12 +59,14 @@ deps:
 	scripts/deps.sh
 
 # Ordered steps rather than prerequisites so that `make -j test` still runs
-# the cheap checks first and stops at the first failure.
+# the cheap checks first and stops at the first failure. Each step reports its
+# wall time, so a CI run creeping towards its time limit shows which step grew.
 test: deps
-	$(MAKE) --no-print-directory lint
-	$(MAKE) --no-print-directory unit
-	$(MAKE) --no-print-directory fuzz-short
-	$(MAKE) --no-print-directory test-extra
+	@for step in lint unit fuzz-short test-extra; do \
+		echo "== make $$step"; \
+		TIMEFORMAT="== make $$step took %0Rs"; \
+		time $(MAKE) --no-print-directory $$step; \
+	done
 
 lint: fmt-check vet
 
