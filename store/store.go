@@ -47,6 +47,9 @@ var (
 	// that fails this way is whole or absent (one transaction each), and
 	// the idempotent writes let a retry find out which.
 	ErrUnavailable = errors.New("store: unavailable")
+	// ErrTokenUnusable: an RA enrolment token cannot be redeemed (already
+	// used, expired, or the secret does not match).
+	ErrTokenUnusable = errors.New("store: enrolment token unusable")
 )
 
 // Store is the full persistence interface. Packages that use it declare the
@@ -147,7 +150,33 @@ type Store interface {
 	// and returns how many it deleted.
 	PruneNonces(ctx context.Context, before time.Time) (int64, error)
 
+	RARegistry
+
 	// Ping checks the database is reachable (health checks).
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// RARegistry is the CA's registry of registration authorities and their
+// one-time enrolment tokens (DESIGN.md shape 2).
+type RARegistry interface {
+	// CreateRAToken inserts a token. ErrConflict if the ID exists.
+	CreateRAToken(ctx context.Context, t *core.RAToken) error
+	GetRAToken(ctx context.Context, id string) (*core.RAToken, error)
+	// EnrolRA redeems token id in one transaction: the token must exist
+	// (ErrNotFound), be unused, unexpired at now and its SecretHash equal
+	// secretHash (compared in constant time), else ErrTokenUnusable. It
+	// marks the token used and creates the RA named by the token, or
+	// updates it (Provisioners from the token, EnrolledAt, CertSerial,
+	// CertNotAfter from ra; DisabledAt is kept). Of concurrent calls with
+	// one token exactly one succeeds. ra is filled with the stored record.
+	EnrolRA(ctx context.Context, id string, secretHash []byte, now time.Time, ra *core.RA) error
+	// GetRA returns the RA by name (ErrNotFound).
+	GetRA(ctx context.Context, name string) (*core.RA, error)
+	// ListRAs returns every RA, by name.
+	ListRAs(ctx context.Context) ([]*core.RA, error)
+	// UpdateRA writes Provisioners, DisabledAt, CertSerial and
+	// CertNotAfter if the Version matches (ErrConflict otherwise,
+	// ErrNotFound if gone), then increments it.
+	UpdateRA(ctx context.Context, ra *core.RA) error
 }

@@ -157,6 +157,29 @@ CREATE TABLE used_nonces (
 );
 CREATE INDEX used_nonces_expires ON used_nonces (expires);
 `,
+	// 4: the registry of registration authorities and their one-time
+	// enrolment tokens (only a hash of each secret).
+	`
+CREATE TABLE ras (
+	name           text PRIMARY KEY,
+	provisioners   jsonb NOT NULL,
+	disabled_at    timestamptz,
+	enrolled_at    timestamptz,
+	cert_serial    text NOT NULL,
+	cert_not_after timestamptz,
+	created_at     timestamptz NOT NULL,
+	version        bigint NOT NULL
+);
+CREATE TABLE ra_tokens (
+	id           text PRIMARY KEY,
+	ra_name      text NOT NULL,
+	provisioners jsonb NOT NULL,
+	secret_hash  bytea NOT NULL,
+	created_at   timestamptz NOT NULL,
+	expires_at   timestamptz NOT NULL,
+	used_at      timestamptz
+);
+`,
 }
 
 // SchemaVersion is the schema version this package writes.

@@ -148,6 +148,29 @@ CREATE TABLE used_nonces (
 ) WITHOUT ROWID;
 CREATE INDEX used_nonces_expires ON used_nonces (expires);
 `,
+	// 5: the registry of registration authorities and their one-time
+	// enrolment tokens (only a hash of each secret).
+	`
+CREATE TABLE ras (
+	name           TEXT PRIMARY KEY,
+	provisioners   TEXT NOT NULL,    -- JSON array of strings
+	disabled_at    INTEGER,
+	enrolled_at    INTEGER,
+	cert_serial    TEXT NOT NULL,
+	cert_not_after INTEGER,
+	created_at     INTEGER NOT NULL,
+	version        INTEGER NOT NULL
+);
+CREATE TABLE ra_tokens (
+	id           TEXT PRIMARY KEY,
+	ra_name      TEXT NOT NULL,
+	provisioners TEXT NOT NULL,      -- JSON array of strings
+	secret_hash  BLOB NOT NULL,
+	created_at   INTEGER NOT NULL,
+	expires_at   INTEGER NOT NULL,
+	used_at      INTEGER
+);
+`,
 }
 
 // SchemaVersion is the schema version this package writes.

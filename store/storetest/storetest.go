@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EAB", eabTests},
 		{"Decisions", decisionTests},
 		{"Nonces", nonceTests},
+		{"RARegistry", raTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
