@@ -19,10 +19,14 @@ func (s *Store) CreateAccount(ctx context.Context, a *core.Account) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.insAccount.ExecContext(ctx, id, a.Provisioner, a.KeyThumbprint, orEmpty(a.KeyJWK), contact,
-		string(a.Status), a.TermsAgreed, a.EABKeyID, toMicros(created))
-	if err != nil {
+	args := []any{id, a.Provisioner, a.KeyThumbprint, orEmpty(a.KeyJWK), contact, string(a.Status), a.TermsAgreed,
+		a.EABKeyID, toMicros(created)}
+	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.StmtContext(ctx, s.insAccount).ExecContext(ctx, args...)
 		return mapErr(err)
+	})
+	if err != nil {
+		return err
 	}
 	a.ID, a.CreatedAt, a.Version = id, created, 1
 	return nil
@@ -46,17 +50,14 @@ func (s *Store) UpdateAccount(ctx context.Context, a *core.Account) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.updAccount.ExecContext(ctx, a.Provisioner, a.KeyThumbprint, orEmpty(a.KeyJWK), contact,
-		string(a.Status), a.TermsAgreed, a.EABKeyID, a.ID, a.Version)
-	if err != nil {
-		return mapErr(err)
-	}
-	n, err := affected(res)
+	args := []any{a.Provisioner, a.KeyThumbprint, orEmpty(a.KeyJWK), contact, string(a.Status), a.TermsAgreed,
+		a.EABKeyID, a.ID, a.Version}
+	id := a.ID
+	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return versioned(ctx, tx, s.updAccount, "accounts", id, args)
+	})
 	if err != nil {
 		return err
-	}
-	if n == 0 {
-		return missingOrConflict(ctx, s.r, "accounts", a.ID)
 	}
 	a.Version++
 	return nil

@@ -1,8 +1,11 @@
 package sqlite
 
 import (
+	"context"
+	"fmt"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -98,40 +101,92 @@ func BenchmarkIssuance(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				i++
-				if _, err := s.GetAccountByThumbprint(ctx, a.KeyThumbprint); err != nil {
-					b.Fatal(err)
-				}
-				o, authzs := benchOrder(a, i)
-				if err := s.CreateOrder(ctx, o, authzs); err != nil {
-					b.Fatal(err)
-				}
-				got, err := s.GetAuthorizations(ctx, o.AuthzIDs)
-				if err != nil {
-					b.Fatal(err)
-				}
-				for _, az := range got {
-					az.Status = core.StatusValid
-					az.Challenges[0].Status = core.StatusValid
-					az.Challenges[0].Validated = time.Now()
-					if err := s.UpdateAuthorization(ctx, az); err != nil {
-						b.Fatal(err)
-					}
-				}
-				o.Status, o.ProcessingSince = core.StatusProcessing, time.Now()
-				if err := s.UpdateOrder(ctx, o); err != nil {
-					b.Fatal(err)
-				}
-				c := &core.Certificate{Serial: "5" + strconv.Itoa(i), AccountID: a.ID, OrderID: o.ID, DER: der,
-					ChainPEM: der, NotBefore: time.Now(), NotAfter: time.Now().Add(24 * time.Hour), Names: o.Identifiers}
-				c.ID = "cert-" + strconv.Itoa(i)
-				o.Status, o.CertificateID, o.ProcessingSince = core.StatusValid, c.ID, time.Time{}
-				if err := s.CompleteOrder(ctx, o, c); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := s.GetOrder(ctx, o.ID); err != nil {
+				if err := benchIssue(ctx, s, a, i, der); err != nil {
 					b.Fatal(err)
 				}
 			}
 		})
 	}
+}
+
+// benchIssue makes the store calls of issuance number i.
+func benchIssue(ctx context.Context, s *Store, a *core.Account, i int, der []byte) error {
+	if _, err := s.GetAccountByThumbprint(ctx, a.KeyThumbprint); err != nil {
+		return err
+	}
+	o, authzs := benchOrder(a, i)
+	if err := s.CreateOrder(ctx, o, authzs); err != nil {
+		return err
+	}
+	got, err := s.GetAuthorizations(ctx, o.AuthzIDs)
+	if err != nil {
+		return err
+	}
+	for _, az := range got {
+		az.Status = core.StatusValid
+		az.Challenges[0].Status = core.StatusValid
+		az.Challenges[0].Validated = time.Now()
+		if err := s.UpdateAuthorization(ctx, az); err != nil {
+			return err
+		}
+	}
+	o.Status, o.ProcessingSince = core.StatusProcessing, time.Now()
+	if err := s.UpdateOrder(ctx, o); err != nil {
+		return err
+	}
+	c := &core.Certificate{Serial: "5" + strconv.Itoa(i), AccountID: a.ID, OrderID: o.ID, DER: der,
+		ChainPEM: der, NotBefore: time.Now(), NotAfter: time.Now().Add(24 * time.Hour), Names: o.Identifiers}
+	c.ID = "cert-" + strconv.Itoa(i)
+	o.Status, o.CertificateID, o.ProcessingSince = core.StatusValid, c.ID, time.Time{}
+	if err := s.CompleteOrder(ctx, o, c); err != nil {
+		return err
+	}
+	_, err = s.GetOrder(ctx, o.ID)
+	return err
+}
+
+// parallelisms are b.SetParallelism factors: the goroutine count is the
+// factor times GOMAXPROCS (16 and 32 on a 2-core machine), about the
+// number of concurrent requests of the ACME load runs.
+var parallelisms = []int{8, 16}
+
+// runParallel runs op(i), with i unique across goroutines, under every
+// sync mode and parallelism.
+func runParallel(b *testing.B, op func(ctx context.Context, s *Store, a *core.Account, i int) error) {
+	for _, mode := range syncModes {
+		for _, p := range parallelisms {
+			b.Run(fmt.Sprintf("sync=%s/par=%d", mode, p), func(b *testing.B) {
+				s, a := benchStore(b, mode)
+				ctx := b.Context()
+				var next atomic.Int64
+				b.SetParallelism(p)
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if err := op(ctx, s, a, int(next.Add(1))); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
+		}
+	}
+}
+
+// BenchmarkCreateOrderParallel: concurrent newOrders, each one write
+// transaction when run alone.
+func BenchmarkCreateOrderParallel(b *testing.B) {
+	runParallel(b, func(ctx context.Context, s *Store, a *core.Account, i int) error {
+		o, authzs := benchOrder(a, i)
+		return s.CreateOrder(ctx, o, authzs)
+	})
+}
+
+// BenchmarkIssuanceParallel: concurrent issuances (the calls of
+// BenchmarkIssuance, five of them writes).
+func BenchmarkIssuanceParallel(b *testing.B) {
+	der := make([]byte, 1200)
+	runParallel(b, func(ctx context.Context, s *Store, a *core.Account, i int) error {
+		return benchIssue(ctx, s, a, i, der)
+	})
 }

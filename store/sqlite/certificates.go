@@ -20,7 +20,7 @@ func (s *Store) PutCertificate(ctx context.Context, c *core.Certificate) error {
 	if err != nil {
 		return err
 	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error { return s.putCert(ctx, tx, cc) })
+	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error { return s.putCert(ctx, tx, cc) })
 	if err != nil {
 		return err
 	}
@@ -36,17 +36,22 @@ func (s *Store) CompleteOrder(ctx context.Context, o *core.Order, c *core.Certif
 	if err != nil {
 		return err
 	}
-	oc := *o
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	args, err := orderUpdateArgs(o)
+	if err != nil {
+		return err
+	}
+	id := o.ID
+	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if err := s.putCert(ctx, tx, cc); err != nil {
 			return err
 		}
-		return s.updateOrder(ctx, tx, tx.StmtContext(ctx, s.updOrder), &oc)
+		return versioned(ctx, tx, s.updOrder, "orders", id, args)
 	})
 	if err != nil {
 		return err
 	}
-	*o, *c = oc, *cc
+	o.Version++
+	*c = *cc
 	return nil
 }
 
@@ -120,22 +125,26 @@ func (s *Store) GetCertificateBySerial(ctx context.Context, serial string) (*cor
 // zero). ErrNotFound, ErrAlreadyRevoked.
 func (s *Store) RevokeCertificate(ctx context.Context, serial string, reason int, at time.Time) error {
 	at = nowOr(at)
-	res, err := s.revoke.ExecContext(ctx, at.UnixMicro(), reason, serial)
-	if err != nil {
-		return mapErr(err)
-	}
-	n, err := affected(res)
-	if err != nil {
-		return err
-	}
-	if n == 1 {
-		return nil
-	}
-	var revokedAt sql.NullInt64
-	if err := s.certRevokedAt.QueryRowContext(ctx, serial).Scan(&revokedAt); err != nil {
-		return mapErr(err)
-	}
-	return store.ErrAlreadyRevoked
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.StmtContext(ctx, s.revoke).ExecContext(ctx, at.UnixMicro(), reason, serial)
+		if err != nil {
+			return mapErr(err)
+		}
+		n, err := affected(res)
+		if err != nil {
+			return err
+		}
+		if n == 1 {
+			return nil
+		}
+		// Through tx, not a reader: the certificate may have been stored
+		// by an earlier operation of the same batch.
+		var revokedAt sql.NullInt64
+		if err := tx.StmtContext(ctx, s.certRevokedAt).QueryRowContext(ctx, serial).Scan(&revokedAt); err != nil {
+			return mapErr(err)
+		}
+		return store.ErrAlreadyRevoked
+	})
 }
 
 // ListRevoked returns the revoked certificates whose NotAfter is after

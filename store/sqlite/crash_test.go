@@ -32,8 +32,9 @@ func TestMain(m *testing.M) {
 
 // crashWriter issues certificates until it is killed, printing
 // "committed <serial> <orderID>" only after CompleteOrder has returned.
-// Two goroutines write so that the kill can land while one transaction
-// is waiting for the other.
+// Eight goroutines write so that batches of several operations, each under
+// its savepoint, are common when the kill lands (group commit), and so that
+// it can land while operations wait for a batch's fsync.
 func crashWriter(path string) int {
 	ctx := context.Background()
 	s, err := Open(ctx, path)
@@ -48,7 +49,7 @@ func crashWriter(path string) int {
 	}
 	var out sync.Mutex
 	var wg sync.WaitGroup
-	for range 2 {
+	for range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

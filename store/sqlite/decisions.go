@@ -40,7 +40,7 @@ func (s *Store) RecordDecisions(ctx context.Context, recs []*core.DecisionRecord
 		args[i] = []any{ids[i], times[i].UnixMicro(), r.Stage, r.Provisioner, r.AccountID, r.EABKeyID, idents,
 			r.Allow, viols, int64(r.Lifetime), r.Revision, int64(r.EvalTime), r.Error, r.RA, r.Node}
 	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		ins := tx.StmtContext(ctx, s.insDec)
 		for _, a := range args {
 			if _, err := ins.ExecContext(ctx, a...); err != nil {

@@ -27,10 +27,14 @@ func (s *Store) CreateEABKey(ctx context.Context, k *core.EABKey) error {
 		id = newID()
 	}
 	created := nowOr(k.CreatedAt)
-	_, err := s.insEAB.ExecContext(ctx, id, k.Provisioner, k.Reference, orEmpty(k.HMACKey), toMicros(created),
-		toMicros(k.ExpiresAt), toMicros(k.RevokedAt), policyText(k.Policy))
-	if err != nil {
+	args := []any{id, k.Provisioner, k.Reference, orEmpty(k.HMACKey), toMicros(created), toMicros(k.ExpiresAt),
+		toMicros(k.RevokedAt), policyText(k.Policy)}
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.StmtContext(ctx, s.insEAB).ExecContext(ctx, args...)
 		return mapErr(err)
+	})
+	if err != nil {
+		return err
 	}
 	k.ID, k.CreatedAt, k.Version = id, created, 1
 	k.BoundAccount, k.BoundAt = "", time.Time{}
@@ -72,17 +76,13 @@ func (s *Store) ListEABKeys(ctx context.Context, provisioner string) ([]*core.EA
 // k.Version is current, then increments k.Version. The binding fields are
 // left alone: only CreateAccountBound writes them.
 func (s *Store) UpdateEABKey(ctx context.Context, k *core.EABKey) error {
-	res, err := s.updEAB.ExecContext(ctx, k.Reference, toMicros(k.ExpiresAt), toMicros(k.RevokedAt),
-		policyText(k.Policy), k.ID, k.Version)
-	if err != nil {
-		return mapErr(err)
-	}
-	n, err := affected(res)
+	args := []any{k.Reference, toMicros(k.ExpiresAt), toMicros(k.RevokedAt), policyText(k.Policy), k.ID, k.Version}
+	id := k.ID
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return versioned(ctx, tx, s.updEAB, "eab_keys", id, args)
+	})
 	if err != nil {
 		return err
-	}
-	if n == 0 {
-		return missingOrConflict(ctx, s.r, "eab_keys", k.ID)
 	}
 	k.Version++
 	return nil
@@ -105,7 +105,7 @@ func (s *Store) CreateAccountBound(ctx context.Context, a *core.Account, kid str
 	if err != nil {
 		return err
 	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		// The checks give the precise reason; the conditional UPDATE
 		// below is what makes the binding race-free on any backend.
 		if err := checkBindable(tx.StmtContext(ctx, s.eabForBind).QueryRowContext(ctx, kid), ac.Provisioner, now); err != nil {

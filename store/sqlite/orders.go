@@ -50,7 +50,7 @@ func (s *Store) CreateOrder(ctx context.Context, o *core.Order, authzs []*core.A
 			return err
 		}
 	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if _, err := tx.StmtContext(ctx, s.insOrder).ExecContext(ctx,
 			append([]any{oc.ID, oc.AccountID}, args...)...); err != nil {
 			return mapErr(err)
@@ -112,33 +112,28 @@ func (s *Store) GetOrder(ctx context.Context, id string) (*core.Order, error) {
 // UpdateOrder writes every field but ID, AccountID and CreatedAt if
 // o.Version is current, then increments o.Version.
 func (s *Store) UpdateOrder(ctx context.Context, o *core.Order) error {
-	return s.updateOrder(ctx, s.r, s.updOrder, o)
-}
-
-// updateOrder runs the versioned UPDATE upd; q explains a miss. Inside a
-// transaction both must be bound to it: the writer pool has one connection,
-// which the transaction holds.
-func (s *Store) updateOrder(ctx context.Context, q interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}, upd *sql.Stmt, o *core.Order) error {
-	args, err := orderArgs(o)
+	args, err := orderUpdateArgs(o)
 	if err != nil {
 		return err
 	}
-	args = append(args[:len(args)-1], o.ID, o.Version) // created_at is immutable
-	res, err := upd.ExecContext(ctx, args...)
-	if err != nil {
-		return mapErr(err)
-	}
-	n, err := affected(res)
+	id := o.ID
+	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return versioned(ctx, tx, s.updOrder, "orders", id, args)
+	})
 	if err != nil {
 		return err
-	}
-	if n == 0 {
-		return missingOrConflict(ctx, q, "orders", o.ID)
 	}
 	o.Version++
 	return nil
+}
+
+// orderUpdateArgs returns the arguments of the versioned UPDATE of o.
+func orderUpdateArgs(o *core.Order) ([]any, error) {
+	args, err := orderArgs(o)
+	if err != nil {
+		return nil, err
+	}
+	return append(args[:len(args)-1], o.ID, o.Version), nil // created_at is immutable
 }
 
 // ListOrderIDs pages through an account's orders in creation order. The
@@ -303,17 +298,14 @@ func (s *Store) UpdateAuthorization(ctx context.Context, a *core.Authorization) 
 	if err != nil {
 		return err
 	}
-	res, err := s.updAuthz.ExecContext(ctx, string(a.Identifier.Type), a.Identifier.Value, a.Wildcard,
-		string(a.Status), toMicros(a.Expires), chs, a.ID, a.Version)
-	if err != nil {
-		return mapErr(err)
-	}
-	n, err := affected(res)
+	args := []any{string(a.Identifier.Type), a.Identifier.Value, a.Wildcard, string(a.Status), toMicros(a.Expires),
+		chs, a.ID, a.Version}
+	id := a.ID
+	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return versioned(ctx, tx, s.updAuthz, "authorizations", id, args)
+	})
 	if err != nil {
 		return err
-	}
-	if n == 0 {
-		return missingOrConflict(ctx, s.r, "authorizations", a.ID)
 	}
 	a.Version++
 	return nil

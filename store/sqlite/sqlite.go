@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite"
@@ -55,6 +57,19 @@ type Store struct {
 	w *sql.DB // exactly one connection: SQLite's single writer
 	r *sql.DB // query_only connections
 	stmts
+
+	// Group commit (writer.go): writes are queued on ops for the writer
+	// goroutine. closed, under wmu, stops new writes before quit ends it.
+	ops        chan *writeOp
+	quit       chan struct{}
+	writerDone chan struct{}
+	wmu        sync.RWMutex
+	closed     bool
+	commits    atomic.Int64 // batches committed, for tests
+	// beforeCommit, if set (tests only, before the first write), runs in
+	// each batch's transaction just before COMMIT; n is the number of
+	// operations that ran in it.
+	beforeCommit func(ctx context.Context, tx *sql.Tx, n int) error
 }
 
 var _ store.Store = (*Store)(nil)
@@ -122,6 +137,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	s.startWriter()
 	return s, nil
 }
 
@@ -158,32 +174,17 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the statements and both pools. The last connection to close
-// checkpoints the WAL into the main file.
+// Close finishes the writes already accepted, then closes the statements
+// and both pools. Writes submitted afterwards fail. The last connection to
+// close checkpoints the WAL into the main file.
 func (s *Store) Close() error {
+	s.stopWriter()
 	s.stmts.close()
 	var errR error
 	if s.r != nil {
 		errR = s.r.Close()
 	}
 	return errors.Join(errR, s.w.Close())
-}
-
-// inTx runs fn in a write transaction (BEGIN IMMEDIATE on the single
-// writer connection) and commits it if fn succeeds.
-func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return mapErr(err)
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return mapErr(err)
-	}
-	return nil
 }
 
 // mapErr turns SQLite errors into the store's sentinel errors, keeping the
@@ -217,12 +218,30 @@ func mapErr(err error) error {
 	return fmt.Errorf("sqlite: %w", err)
 }
 
-// missingOrConflict explains why a versioned update touched no row.
-func missingOrConflict(ctx context.Context, q interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}, table, id string) error {
+// versioned runs the versioned UPDATE upd (prepared on the writer) with
+// args inside tx, and explains a miss: ErrNotFound if the row of table with
+// the given id is gone, ErrConflict if its version moved on.
+func versioned(ctx context.Context, tx *sql.Tx, upd *sql.Stmt, table, id string, args []any) error {
+	res, err := tx.StmtContext(ctx, upd).ExecContext(ctx, args...)
+	if err != nil {
+		return mapErr(err)
+	}
+	n, err := affected(res)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return missingOrConflict(ctx, tx, table, id)
+	}
+	return nil
+}
+
+// missingOrConflict explains why a versioned update touched no row. It
+// reads through tx: an earlier operation of the same batch may have
+// created or changed the row, which no reader can see before the COMMIT.
+func missingOrConflict(ctx context.Context, tx *sql.Tx, table, id string) error {
 	var one int
-	err := q.QueryRowContext(ctx, "SELECT 1 FROM "+table+" WHERE id = ?", id).Scan(&one)
+	err := tx.QueryRowContext(ctx, "SELECT 1 FROM "+table+" WHERE id = ?", id).Scan(&one)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return store.ErrNotFound

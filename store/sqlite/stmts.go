@@ -102,7 +102,8 @@ func (s *Store) prepare(ctx context.Context) error {
 		{&s.authzByIDs, s.r, `SELECT ` + authzCols + ` FROM authorizations WHERE id IN (SELECT value FROM json_each(?))`},
 		{&s.certByID, s.r, `SELECT ` + certCols + ` FROM certificates WHERE id = ?`},
 		{&s.certBySerial, s.r, `SELECT ` + certCols + ` FROM certificates WHERE serial = ?`},
-		{&s.certRevokedAt, s.r, `SELECT revoked_at FROM certificates WHERE serial = ?`},
+		// On the writer: RevokeCertificate reads it inside its transaction.
+		{&s.certRevokedAt, s.w, `SELECT revoked_at FROM certificates WHERE serial = ?`},
 		{&s.revoked, s.r, `SELECT ` + certCols + ` FROM certificates WHERE revoked_at IS NOT NULL AND not_after > ?
 			ORDER BY serial`},
 
