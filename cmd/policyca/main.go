@@ -37,7 +37,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newInitCmd(), newCACmd(), newEABCmd(), newProvisionerCmd(), newDecisionsCmd(), newPolicyCmd(), newBenchCmd(), newVersionCmd())
+	root.AddCommand(newInitCmd(), newCACmd(), newEABCmd(), newProvisionerCmd(), newDecisionsCmd(), newPolicyCmd(), newBenchCmd(), newDBCmd(), newVersionCmd())
 	return root
 }
 
