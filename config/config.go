@@ -30,9 +30,15 @@ type Config struct {
 	Log          Log           `json:"log,omitempty"`
 	// Policy is the Rego bundle that decides every order and signature.
 	Policy Policy `json:"policy"`
+	// Metrics serves Prometheus metrics (and optionally pprof) on a
+	// listener of its own.
+	Metrics *Metrics `json:"metrics,omitempty"`
 	// Admin enables the admin API (/admin/v1/) for client certificates
 	// issued by its own CA.
 	Admin *Admin `json:"admin,omitempty"`
+	// RAAPI enables the API registration authorities use (/ra/v1/), for
+	// client certificates issued by the RA CA.
+	RAAPI *RAAPI `json:"ra_api,omitempty"`
 	// NodeName names this node in decision records and logs (default
 	// hostname/listen). Several nodes on one database need distinct names.
 	NodeName string `json:"node_name,omitempty"`
@@ -131,11 +137,32 @@ type VerificationKey struct {
 	Alg string `json:"alg"` // ES256, RS256, …
 }
 
+// Metrics configures the metrics listener.
+type Metrics struct {
+	// Listen is host:port of the plain-HTTP metrics listener; keep it on
+	// loopback or a management network.
+	Listen string `json:"listen"`
+	// Pprof also serves /debug/pprof/ there (CPU, heap, mutex profiles).
+	Pprof bool `json:"pprof,omitempty"`
+}
+
 // Admin configures the admin API.
 type Admin struct {
 	// ClientCA is the PEM of the CA that issues admin client certificates.
 	// It must not be the CA that issues ACME certificates.
 	ClientCA string `json:"client_ca"`
+}
+
+// RAAPI configures the RA↔CA API (docs/ra.md).
+type RAAPI struct {
+	// ClientCA is the PEM of the RA CA: it issues RA client certificates
+	// at enrolment and nothing else. It must not be the ACME issuer's CA.
+	ClientCA string `json:"client_ca"`
+	// ClientCAKey is the RA CA's key URI.
+	ClientCAKey string `json:"client_ca_key"`
+	// CertLifetime of RA client certificates (default 30d); RAs renew at
+	// two thirds of it.
+	CertLifetime Duration `json:"cert_lifetime,omitempty"`
 }
 
 // Log configures structured logging.
@@ -321,6 +348,19 @@ func (c *Config) Validate() error {
 	req("issuer.root", c.Issuer.Root)
 	if c.Admin != nil {
 		req("admin.client_ca", c.Admin.ClientCA)
+	}
+	if c.Metrics != nil {
+		req("metrics.listen", c.Metrics.Listen)
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); c.Metrics.Listen != "" && err != nil {
+			errs = append(errs, fmt.Errorf("field \"metrics.listen\": %v", err))
+		}
+	}
+	if c.RAAPI != nil {
+		req("ra_api.client_ca", c.RAAPI.ClientCA)
+		req("ra_api.client_ca_key", c.RAAPI.ClientCAKey)
+		if c.RAAPI.CertLifetime != 0 && c.RAAPI.CertLifetime.D() < time.Hour {
+			errs = append(errs, errors.New("field \"ra_api.cert_lifetime\": at least 1h"))
+		}
 	}
 	if (c.Policy.Bundle == "") == (c.Policy.URL == "") {
 		errs = append(errs, errors.New("field \"policy\": set exactly one of \"policy.bundle\" and \"policy.url\""))

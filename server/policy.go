@@ -10,13 +10,14 @@ import (
 
 	"github.com/policyca/policyca/config"
 	"github.com/policyca/policyca/core"
+	"github.com/policyca/policyca/metrics"
 	"github.com/policyca/policyca/policy"
 	"github.com/policyca/policyca/store"
 )
 
 // newPolicyEngine loads the configured bundle. A bundle that does not load
 // stops the CA from starting: the error names the file and line.
-func newPolicyEngine(cfg *config.Config, st store.Store, node string, log *slog.Logger) (*policy.Engine, error) {
+func newPolicyEngine(cfg *config.Config, st store.Store, node string, log *slog.Logger, m *metrics.Metrics) (*policy.Engine, error) {
 	keys := map[string]policy.VerificationKey{}
 	for id, k := range cfg.Policy.VerificationKeys {
 		pem, err := os.ReadFile(cfg.Path(k.Key))
@@ -35,6 +36,13 @@ func newPolicyEngine(cfg *config.Config, st store.Store, node string, log *slog.
 		Accounts:         accountInfo{st},
 		Node:             node,
 		Logger:           log,
+		OnLoad: func(rev string, err error) {
+			if err != nil {
+				m.PolicyLoadFailures.Inc()
+				return
+			}
+			m.SetPolicyRevision(rev)
+		},
 	}
 	if cfg.Policy.URL != "" {
 		ec.Path = ""

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/policyca/policyca/ca"
 	"github.com/policyca/policyca/config"
 	"github.com/policyca/policyca/eab"
+	"github.com/policyca/policyca/metrics"
 	"github.com/policyca/policyca/pki"
 	"github.com/policyca/policyca/policy"
 	"github.com/policyca/policyca/policy/capolicy"
@@ -40,10 +42,12 @@ type Server struct {
 	ca     *ca.CA
 	issuer crypto.Signer
 	policy *policy.Engine
-	acme   *acme.Server
-	root   *x509.Certificate
-	tlsCfg *tls.Config
-	mux    *http.ServeMux
+	// metrics are served on their own listener (config "metrics").
+	metrics *metrics.Metrics
+	acme    *acme.Server
+	root    *x509.Certificate
+	tlsCfg  *tls.Config
+	mux     *http.ServeMux
 
 	// pruneNonces deletes expired used-nonce records (shared nonces only).
 	pruneNonces func(context.Context)
@@ -81,10 +85,18 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 		}
 		chain = append(chain, more...)
 	}
+	s.metrics = metrics.New()
 	issuerSigner, err := signer.Open(ctx, cfg.KeyURI(cfg.Issuer.Key))
 	if err != nil {
 		return nil, fmt.Errorf("issuer.key: %w", err)
 	}
+	issuerSigner = signerMetrics{Signer: issuerSigner, backend: keyBackend(cfg.Issuer.Key), m: s.metrics}
+	s.metrics.GaugeFunc("policyca_signer_healthy", "1 if the issuing key can sign (HSM token present and logged in).", func() float64 {
+		if ok, _ := issuerSigner.(signerMetrics).Healthy(); ok {
+			return 1
+		}
+		return 0
+	})
 	s.issuer = issuerSigner
 
 	tlsCerts, err := pki.ReadPEMCerts(cfg.Path(cfg.TLS.Cert))
@@ -127,7 +139,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	}()
 
 	node := NodeName(cfg)
-	s.policy, err = newPolicyEngine(cfg, st, node, log)
+	// The ACME front end and the CA see the store through the metrics.
+	mst := storeMetrics{st, s.metrics}
+	s.policy, err = newPolicyEngine(cfg, st, node, log, s.metrics)
 	if err != nil {
 		return nil, err
 	}
@@ -141,9 +155,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 		Signer:   issuerSigner,
 		Issuer:   issuerCerts[0],
 		Chain:    chain,
-		Store:    st,
+		Store:    mst,
 		Profiles: profiles,
-		Policy:   capolicy.New(s.policy),
+		Policy:   signPolicyMetrics{capolicy.New(s.policy), s.metrics},
 		Backdate: cfg.Issuer.Backdate.D(),
 		Lint:     lint,
 		Logger:   log,
@@ -165,8 +179,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 		}
 		provs = append(provs, acme.Provisioner{
 			Name:           p.Name,
-			Validator:      v,
-			Policy:         s.policy.OrderPolicy(),
+			Validator:      validatorMetrics{v, s.metrics},
+			Policy:         orderPolicyMetrics{s.policy.OrderPolicy(), s.metrics},
 			RequireEAB:     p.RequireEAB,
 			TermsOfService: p.TermsOfService,
 			Website:        p.Website,
@@ -181,8 +195,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	s.acme, err = acme.NewServer(acme.Options{
 		BaseURL:      cfg.BaseURL(),
 		Provisioners: provs,
-		Store:        st,
-		Authority:    s.ca,
+		Store:        mst,
+		Authority:    authorityMetrics{s.ca, s.metrics},
 		Nonces:       nonces,
 		Binder:       &eab.Binder{Store: st},
 		Logger:       log,
@@ -278,7 +292,7 @@ func (s *Server) Run(ctx context.Context) error {
 // Serve serves TLS on ln until ctx is done.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
-		Handler:           s.mux,
+		Handler:           httpMetrics(s.metrics, s.mux),
 		TLSConfig:         s.tlsCfg,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -304,6 +318,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	go s.policy.Watch(sweepCtx)
 
+	if m := s.cfg.Metrics; m != nil {
+		mln, err := net.Listen("tcp", m.Listen)
+		if err != nil {
+			return fmt.Errorf("metrics.listen %s: %w", m.Listen, err)
+		}
+		msrv := &http.Server{Handler: s.metrics.Handler(m.Pprof), ReadHeaderTimeout: 10 * time.Second}
+		go msrv.Serve(mln)
+		defer msrv.Close()
+		s.log.Info("serving metrics", "listen", mln.Addr().String(), "pprof", m.Pprof)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	s.log.Info("serving", "listen", ln.Addr().String(), "base_url", s.cfg.BaseURL())
@@ -336,6 +360,17 @@ func (s *Server) sweep(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// Metrics returns the node's metrics (for tests and the metrics listener).
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
+
+// keyBackend is the metrics label of a key URI's backend.
+func keyBackend(uri string) string {
+	if scheme, _, ok := strings.Cut(uri, ":"); ok && scheme == "pkcs11" {
+		return "pkcs11"
+	}
+	return "soft"
 }
 
 // ReloadPolicy loads the policy bundle again (SIGHUP); on failure the
