@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/topdown"
+
 	"github.com/policyca/policyca/core"
 )
 
@@ -93,6 +96,34 @@ func loop(b *testing.B, f func()) {
 	}
 }
 
+// stepCounter counts OPA's expression evaluations: a measure of how much
+// work the Rego does that, unlike time, does not depend on the machine.
+type stepCounter struct{ n int }
+
+func (s *stepCounter) Enabled() bool               { return true }
+func (s *stepCounter) Config() topdown.TraceConfig { return topdown.TraceConfig{} }
+func (s *stepCounter) TraceEvent(ev topdown.Event) {
+	if ev.Op == topdown.EvalOp {
+		s.n++
+	}
+}
+
+// reportSteps evaluates in once with a step counter and reports the count
+// as opa-steps/op. Call it after the timed loop, which resets metrics.
+func reportSteps(b *testing.B, e *Engine, in Input) {
+	b.Helper()
+	c := e.cur.Load()
+	v, err := in.value(in.Time, &e.policies)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sc stepCounter
+	if _, err := c.pq.Eval(context.Background(), rego.EvalParsedInput(v), rego.EvalQueryTracer(&sc)); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(sc.n), "opa-steps/op")
+}
+
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func BenchmarkDecideDefault1(b *testing.B) {
@@ -113,6 +144,7 @@ func BenchmarkDecideDefault1(b *testing.B) {
 			b.Fatalf("decision %+v, %v", d, err)
 		}
 	})
+	reportSteps(b, e, in)
 }
 
 func BenchmarkDecide10x1000(b *testing.B) {
@@ -157,6 +189,7 @@ func BenchmarkDecide10x1000(b *testing.B) {
 			b.Fatalf("decision %+v, %v", d, err)
 		}
 	})
+	reportSteps(b, e, in)
 }
 
 // BenchmarkEvalFloor is OPA's fixed cost per evaluation on this machine (a
@@ -183,4 +216,5 @@ func BenchmarkEvalFloor(b *testing.B) {
 			b.Fatalf("decision %+v, %v", d, err)
 		}
 	})
+	reportSteps(b, e, in)
 }

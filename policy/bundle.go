@@ -210,12 +210,13 @@ func joinLocation(name, file string) string {
 	return name + ":" + file
 }
 
-// indexRules rewrites the allow and deny lists of a layer into objects
-// keyed by pattern, so the Rego looks a name's candidate patterns up instead
-// of scanning every rule (IP rules are still scanned, by CIDR containment,
-// but need no conversion per decision). The Rego accepts both forms; this
-// is only about speed. Lists holding anything but strings are left alone
-// (validateLayer refuses them).
+// indexRules rewrites the allow and deny rules of a layer (lists, or
+// objects keyed by pattern) into sets of patterns, IP rules in canonical
+// form (canonicalIPRule). The Rego then matches a name by intersecting a
+// rule set with the name's candidate patterns (input.candidates), which
+// costs O(labels) whatever the number of rules. The Rego accepts every
+// form; this is only about speed. Rules holding anything but strings are
+// left alone (validateLayer refuses them).
 func indexRules(layer any) any {
 	m, ok := layer.(map[string]any)
 	if !ok {
@@ -228,27 +229,48 @@ func indexRules(layer any) any {
 	for _, side := range []string{"allow", "deny"} {
 		types, ok := m[side].(map[string]any)
 		if !ok {
-			continue
-		}
-		nt := make(map[string]any, len(types))
-		for typ, rules := range types {
-			nt[typ] = rules
-			list, ok := rules.([]any)
-			if !ok {
+			if _, present := m[side]; present {
 				continue
 			}
-			set := make(map[string]any, len(list))
-			for _, r := range list {
-				s, ok := r.(string)
-				if !ok {
-					set = nil
-					break
+			types = map[string]any{}
+		}
+		// Every type gets a set, empty if the layer has no rule of that
+		// type, so that the Rego's rule_set never falls through to its
+		// slower cases.
+		nt := make(map[string]any, len(ruleTypes))
+		for _, typ := range ruleTypes {
+			nt[typ] = ast.NewSet()
+		}
+		for typ, rules := range types {
+			nt[typ] = rules
+			var patterns []string
+			switch rs := rules.(type) {
+			case []any:
+				patterns = make([]string, 0, len(rs))
+				for _, r := range rs {
+					s, ok := r.(string)
+					if !ok {
+						patterns = nil
+						break
+					}
+					patterns = append(patterns, s)
 				}
-				set[s] = true
+				if patterns == nil {
+					continue
+				}
+			case map[string]any:
+				patterns = sortedKeys(rs)
+			default:
+				continue
 			}
-			if set != nil {
-				nt[typ] = set
+			terms := make([]*ast.Term, len(patterns))
+			for i, p := range patterns {
+				if typ == "ip" {
+					p = canonicalIPRule(p)
+				}
+				terms[i] = ast.StringTerm(p)
 			}
+			nt[typ] = ast.NewSet(terms...)
 		}
 		out[side] = nt
 	}
@@ -256,6 +278,7 @@ func indexRules(layer any) any {
 }
 
 // indexData applies indexRules to the authority and provisioner layers.
+// The result holds ast.Set values, which the store keeps as they are.
 func indexData(data map[string]any) map[string]any {
 	root, ok := data[Root].(map[string]any)
 	if !ok {

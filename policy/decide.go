@@ -9,10 +9,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/topdown"
 
 	"github.com/policyca/policyca/core"
 )
@@ -166,13 +168,24 @@ func (e *Engine) finish(ctx context.Context, in Input, d Decision, evalErr error
 
 // eval runs the prepared query and validates its result.
 func (c *compiled) eval(ctx context.Context, input ast.Value, now time.Time, timeout time.Duration) (Decision, error) {
+	// OPA would otherwise start a goroutine per evaluation to watch ctx;
+	// a callback on ctx and a timer do the same without one.
+	cancel := topdown.NewCancel()
+	stop := context.AfterFunc(ctx, cancel.Cancel)
+	defer stop()
+	var timedOut atomic.Bool
 	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
+		t := time.AfterFunc(timeout, func() {
+			timedOut.Store(true)
+			cancel.Cancel()
+		})
+		defer t.Stop()
 	}
-	rs, err := c.pq.Eval(ctx, rego.EvalParsedInput(input), rego.EvalTime(now))
+	rs, err := c.pq.Eval(ctx, rego.EvalParsedInput(input), rego.EvalTime(now), rego.EvalExternalCancel(cancel))
 	if err != nil {
+		if timedOut.Load() {
+			return Decision{}, fmt.Errorf("evaluating %s: timed out after %v: %w", DecisionQuery, timeout, err)
+		}
 		return Decision{}, fmt.Errorf("evaluating %s: %w", DecisionQuery, err)
 	}
 	if len(rs) == 0 || len(rs[0].Expressions) == 0 {

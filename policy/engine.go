@@ -220,7 +220,7 @@ func smokeInput() Input {
 
 func (c *compiled) smoke(ctx context.Context) error {
 	in := smokeInput()
-	v, err := in.value(in.Time, nil)
+	v, err := in.value(in.Time, &policyCache{})
 	if err != nil {
 		return err
 	}

@@ -110,7 +110,7 @@ func init() {
 	for _, k := range []string{"input_version", "stage", "provisioner", "name", "type", "account", "id",
 		"eab", "kid", "reference", "policy", "identifiers", "value", "csr", "subject", "common_name",
 		"organization", "organizational_unit", "sans", "dns", "ip", "email", "uri", "key", "bits",
-		"curve", "requested_lifetime", "ra", "time"} {
+		"curve", "requested_lifetime", "ra", "time", "candidates"} {
 		strTerms[k] = ast.StringTerm(k)
 	}
 }
@@ -134,14 +134,18 @@ func strArray(ss []string) *ast.Term {
 
 // value builds the input document directly as an AST value: this avoids
 // a JSON round trip per decision, and the account policy, which may hold
-// thousands of rules, comes pre-converted from cache.
+// thousands of rules, comes pre-converted from cache. With policies set (the
+// engine's evaluations), it adds input.candidates, the candidate patterns of
+// every name the policy checks; Document leaves them out.
 func (in Input) value(now time.Time, policies *policyCache) (ast.Value, error) {
 	t := in.Time
 	if t.IsZero() {
 		t = now
 	}
+	var cands candidateSets
 	ids := make([]*ast.Term, len(in.Identifiers))
 	for i, id := range in.Identifiers {
+		cands.add(string(id.Type), id.Value)
 		ids[i] = ast.ObjectTerm(
 			ast.Item(key("type"), ast.StringTerm(string(id.Type))),
 			ast.Item(key("value"), ast.StringTerm(id.Value)))
@@ -185,8 +189,19 @@ func (in Input) value(now time.Time, policies *policyCache) (ast.Value, error) {
 				ast.Item(key("uri"), strArray(c.SANs.URI)))),
 			ast.Item(key("key"), ast.NewTerm(k)),
 			ast.Item(key("requested_lifetime"), lt))
+		for _, set := range []struct {
+			typ   string
+			names []string
+		}{{"dns", c.SANs.DNS}, {"ip", c.SANs.IP}, {"email", c.SANs.Email}, {"uri", c.SANs.URI}} {
+			for _, n := range set.names {
+				cands.add(set.typ, n)
+			}
+		}
+		if c.Subject.CommonName != "" {
+			cands.add("cn", c.Subject.CommonName)
+		}
 	}
-	return ast.NewObject(
+	doc := ast.NewObject(
 		ast.Item(key("input_version"), ast.IntNumberTerm(InputVersion)),
 		ast.Item(key("stage"), ast.StringTerm(string(in.Stage))),
 		ast.Item(key("provisioner"), ast.ObjectTerm(
@@ -200,7 +215,11 @@ func (in Input) value(now time.Time, policies *policyCache) (ast.Value, error) {
 		ast.Item(key("csr"), csr),
 		ast.Item(key("ra"), strOrNull(in.RA)),
 		ast.Item(key("time"), ast.StringTerm(t.UTC().Format(time.RFC3339Nano))),
-	), nil
+	)
+	if policies != nil {
+		doc.Insert(key("candidates"), cands.term())
+	}
+	return doc, nil
 }
 
 // Document returns the input document as JSON, exactly as the policy sees

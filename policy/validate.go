@@ -142,8 +142,13 @@ func validatePattern(typ, p string) error {
 			}
 			return nil
 		}
-		if _, err := netip.ParseAddr(p); err != nil {
+		a, err := netip.ParseAddr(p)
+		if err != nil {
 			return fmt.Errorf("not an IP address or CIDR prefix")
+		}
+		if a.Zone() != "" {
+			// Names never carry a zone, so such a rule could never match.
+			return fmt.Errorf("an IP rule cannot have a zone")
 		}
 	case "dns":
 		if p != strings.ToLower(p) {

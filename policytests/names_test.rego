@@ -100,3 +100,19 @@ test_object_form_rules if {
 		with data.policyca.provisioners as {"dev": open}
 	refused(refuse_obj) == {"example.com", "a.b.svc.internal"}
 }
+
+# Rules as sets (the form the engine indexes lists into) and precomputed
+# candidates (sets, as the engine passes them) behave like the plain forms.
+test_set_form_rules_and_candidates if {
+	rules := {".example.com", "*.svc.internal"}
+	names := [dns("a.b.example.com"), dns("x.svc.internal"), dns("example.com")]
+	cands := {"dns": {
+		"a.b.example.com": {"a.b.example.com", "*.b.example.com", ".b.example.com", ".example.com", ".com"},
+		"x.svc.internal": {"x.svc.internal", "*.svc.internal", ".svc.internal", ".internal"},
+		"example.com": {"example.com", "*.com", ".com"},
+	}}
+	d := policyca.decision with input as object.union(order(names), {"candidates": cands})
+		with data.policyca.authority as {"allow": {"dns": rules}}
+		with data.policyca.provisioners as {"dev": open}
+	refused(d) == {"example.com"}
+}

@@ -20,16 +20,11 @@ decision := object.union(
 # for a provisioner the policy does not know is refused (see below), so that
 # adding a provisioner to the server configuration cannot silently widen
 # what gets signed.
-layer := {kind: l |
-	some kind in ["authority", "provisioner", "account"]
-	l := layer_data(kind)
-}
+layer["authority"] := data.policyca.authority
 
-layer_data("authority") := data.policyca.authority
+layer["provisioner"] := data.policyca.provisioners[input.provisioner.name]
 
-layer_data("provisioner") := data.policyca.provisioners[input.provisioner.name]
-
-layer_data("account") := input.account.policy if is_object(input.account.policy)
+layer["account"] := input.account.policy if is_object(input.account.policy)
 
 # layer_label names a layer in reasons shown to clients and operators.
 layer_label("authority") := "authority"

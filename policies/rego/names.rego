@@ -2,13 +2,19 @@ package policyca
 
 # Name rules of the authority, provisioner and account layers.
 #
-# Rules of one type may be given as a list of patterns (as in data.json and
-# account policies) or as an object whose keys are the patterns (the form
-# the policyca engine converts lists to when it loads a bundle, so that the
-# conversion below costs nothing per decision). Every non-IP match is a
-# lookup of the name's candidate patterns: the cost of a decision grows with
-# the number of labels in a name, not with the number of rules. Everything
-# per request is computed once, in complete rules, and then looked up.
+# The rules of one type may be a list of patterns (as written in data.json
+# and account policies), a set, or an object whose keys are the patterns.
+# The policyca engine turns every list into a set when it loads a bundle or
+# an account policy, and passes each name's candidate patterns in the input
+# (input.candidates, also sets), so that matching a name against a layer is
+# one set intersection: its cost grows with the labels of the name, not with
+# the number of rules. Without input.candidates (opa eval, opa test) the
+# same candidates are computed here; policy/candidates.go must agree with
+# this file, and a Go test compares the two.
+#
+# Every function below takes small arguments (strings, a name) on purpose:
+# OPA memoises function calls by argument, and comparing a large rule set on
+# a cache probe would cost as much as a scan.
 
 # san_names are the names a certificate would carry: the order's
 # identifiers and, at sign time, every SAN of the CSR.
@@ -34,39 +40,36 @@ cn_is_san(cn) if {
 
 names := san_names | cn_names
 
-ip_names := {n | some n in names; n.type == "ip"}
-
 wildcard(n) if {
 	n.type == "dns"
 	startswith(n.value, "*.")
 }
 
-# candidates[n] are the patterns that would match the (non-IP) name n. For a
+# candidates[n] is the set of patterns that would match the name n. For a
 # DNS name a.b.c they are the name itself, "*.b.c" (one more label below
 # b.c) and ".b.c", ".c" (any depth below each proper ancestor): never
-# ".a.b.c", which matches only names below a.b.c.
-candidates := {n: cs |
+# ".a.b.c", which matches only names below a.b.c. For an IP address (only
+# when the engine provides them) they are the address and its masked
+# prefixes of every length, in canonical form ("10.1.2.3", "10.1.2.3/32",
+# "10.1.2.2/31" … "0.0.0.0/0"). An IP address without them is matched by
+# scanning the rules (ip_scan below).
+candidates[n] := cs if {
 	some n in names
-	n.type != "ip"
 	cs := name_candidates(n)
 }
 
-name_candidates(n) := dns_candidates(n.value) if n.type == "dns"
+name_candidates(n) := cs if {
+	cs := input.candidates[n.type][n.value]
+	is_set(cs)
+} else := computed_candidates(n)
 
-name_candidates(n) := email_candidates(n.value) if n.type == "email"
+computed_candidates(n) := dns_candidates(n.value) if n.type == "dns"
 
-name_candidates(n) := dns_candidates(h) if {
-	n.type == "uri"
-	h := uri_host(n.value)
-}
+computed_candidates(n) := email_candidates(n.value) if n.type == "email"
 
-# A URI without a host matches no name rule.
-name_candidates(n) := set() if {
-	n.type == "uri"
-	not uri_host(n.value)
-}
+computed_candidates(n) := uri_candidates(n.value) if n.type == "uri"
 
-name_candidates(n) := {n.value} if not n.type in {"dns", "email", "uri", "ip"}
+computed_candidates(n) := {n.value} if not n.type in {"dns", "email", "uri", "ip"}
 
 dns_candidates(name) := cs if {
 	dots := indexof_n(name, ".")
@@ -83,6 +86,12 @@ email_candidates(addr) := cs if {
 	cs := {addr, host} | {substring(host, i, -1) | some i in indexof_n(host, ".")}
 } else := {addr}
 
+# A URI is matched by its host with the DNS rules; one without a host
+# matches no name rule.
+uri_candidates(uri) := dns_candidates(h) if {
+	h := uri_host(uri)
+} else := set()
+
 # uri_host is the host of a URI with an authority part, lower case and
 # without a trailing dot.
 uri_host(uri) := h if {
@@ -91,54 +100,24 @@ uri_host(uri) := h if {
 	h != ""
 }
 
-# rule_sets[kind][side][type] holds the allow and deny rules of each layer
-# as objects keyed by pattern. Lists (as written in data.json and account
-# policies) are converted here; objects (what the policyca engine turns
-# lists into when it loads a bundle) are used as they are, so that a
-# decision costs lookups of the name's candidate patterns rather than a
-# scan of every rule. The hot paths below are inline comprehensions rather
-# than functions on purpose: OPA memoises function calls by their
-# arguments, and comparing a large rule object on a cache probe costs as
-# much as scanning it.
-rule_sets := {kind: sides |
-	some kind, l in layer
-	sides := {side: sets |
-		some side in ["allow", "deny"]
-		rules := object.get(l, side, {})
-		sets := object.union(
-			{t: x | some t, x in rules; is_object(x)},
-			{t: {p: true | some p in x} | some t, x in rules; is_array(x)},
-		)
-	}
-}
+# rule_set(kind, side, t) is the set of patterns of type t on the given
+# side ("allow" or "deny") of a layer, whatever form they are written in;
+# the empty set if there are none. (The engine stores every type of both
+# sides as a set, so only the first body runs in production.)
+rule_set(kind, side, t) := x if {
+	x := layer[kind][side][t]
+	is_set(x)
+} else := {p | some p in layer[kind][side][t]} if {
+	is_array(layer[kind][side][t])
+} else := {p | some p, _ in layer[kind][side][t]} if {
+	is_object(layer[kind][side][t])
+} else := set()
 
-# restricting layers have at least one allow rule.
-restricting contains kind if {
-	some kind, l in layer
-	some list in l.allow
-	count(list) > 0
-}
+# ip_scanned are the IP addresses without candidate patterns (the input
+# does not provide them): each is matched by scanning the IP rules.
+ip_scanned := {n | some n in names; n.type == "ip"; not candidates[n]}
 
-# matched contains [kind, side, n, rule] for every rule of a layer that
-# matches name n. object.filter looks the candidates up in the rules (it
-# iterates the smaller of the two), so this costs a few lookups per name
-# whatever the number of rules.
-matched contains [kind, side, n, c] if {
-	some kind, sides in rule_sets
-	some side, sets in sides
-	some n, cs in candidates
-	some c, _ in object.filter(sets[n.type], cs)
-}
-
-matched contains [kind, side, n, r] if {
-	some kind, sides in rule_sets
-	some side, sets in sides
-	some n in ip_names
-	some r, _ in sets.ip
-	ip_match(r, n.value)
-}
-
-matches := {[kind, side, n] | some [kind, side, n, _] in matched}
+ip_scan(kind, side, ip) := {r | some r in rule_set(kind, side, "ip"); ip_match(r, ip)}
 
 # IP rules are CIDRs or single addresses; a rule of the other address
 # family never matches.
@@ -158,32 +137,62 @@ host_bits(a) := "128" if contains(a, ":")
 
 host_bits(a) := "32" if not contains(a, ":")
 
-# In a layer, deny wins: a denied name gets one violation naming the first
-# deny rule that matches it.
+# restricting layers have at least one allow rule.
+restricting contains kind if {
+	some kind, l in layer
+	some list in l.allow
+	count(list) > 0
+}
+
+# denied[kind][n] names the first (in sort order) deny rule of a layer that
+# matches n. In a layer, deny wins. A match is the intersection of the
+# layer's rules with the name's candidate patterns.
+denied[kind][n] := min(hs) if {
+	some kind, _ in layer
+	some n, cs in candidates
+	hs := rule_set(kind, "deny", n.type) & cs
+	count(hs) > 0
+}
+
+denied[kind][n] := min(hs) if {
+	some kind, _ in layer
+	some n in ip_scanned
+	hs := ip_scan(kind, "deny", n.value)
+	count(hs) > 0
+}
+
 violation contains v if {
-	some [kind, "deny", n] in matches
-	hits := {c | some [kind, "deny", n, c] in matched}
+	some kind, ns in denied
+	some n, rule in ns
 	v := {
 		"type": n.type,
 		"value": n.value,
 		"layer": kind,
-		"reason": sprintf("%s: denied by %s rule '%s'", [n.value, layer_label(kind), min(hits)]),
+		"reason": sprintf("%s: denied by %s rule '%s'", [n.value, layer_label(kind), rule]),
 	}
 }
 
 # A layer with allow rules permits only names that match an allow rule of
 # their own type; a layer without any permits what it does not deny.
-violation contains v if {
+violation contains not_allowed(kind, n) if {
 	some kind in restricting
-	some n in names
-	not [kind, "deny", n] in matches
-	not [kind, "allow", n] in matches
-	v := {
-		"type": n.type,
-		"value": n.value,
-		"layer": kind,
-		"reason": sprintf("%s: not allowed by %s", [n.value, layer_label(kind)]),
-	}
+	some n, cs in candidates
+	count(rule_set(kind, "allow", n.type) & cs) == 0
+	not denied[kind][n]
+}
+
+violation contains not_allowed(kind, n) if {
+	some kind in restricting
+	some n in ip_scanned
+	count(ip_scan(kind, "allow", n.value)) == 0
+	not denied[kind][n]
+}
+
+not_allowed(kind, n) := {
+	"type": n.type,
+	"value": n.value,
+	"layer": kind,
+	"reason": sprintf("%s: not allowed by %s", [n.value, layer_label(kind)]),
 }
 
 # Wildcard names are refused unless the authority sets
