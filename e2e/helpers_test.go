@@ -46,7 +46,7 @@ func TestMain(m *testing.M) {
 
 // repoRoot finds the module root above the test's working directory, so the
 // tests work wherever `go test` runs them from.
-func repoRoot(t *testing.T) string {
+func repoRoot(t testing.TB) string {
 	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {
@@ -69,7 +69,7 @@ func repoRoot(t *testing.T) string {
 // built with the race detector too: the packages are then already in the
 // build cache from the unit tests, and the e2e run doubles as a race check of
 // the real server.
-func policycaBinary(t *testing.T) string {
+func policycaBinary(t testing.TB) string {
 	t.Helper()
 	root := repoRoot(t)
 	binOnce.Do(func() {
@@ -109,7 +109,7 @@ func goTool() string {
 // freePort returns a loopback TCP port that was free a moment ago. The child
 // process binds it later, so there is a small window for a collision; the
 // alternative (passing listeners to children) would need support in the CLI.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -227,7 +227,7 @@ func (p *caProcess) stop() error {
 }
 
 // rootPool reads the PEM root that init wrote.
-func rootPool(t *testing.T, path string) (*x509.CertPool, *x509.Certificate) {
+func rootPool(t testing.TB, path string) (*x509.CertPool, *x509.Certificate) {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -246,7 +246,7 @@ func rootPool(t *testing.T, path string) (*x509.CertPool, *x509.Certificate) {
 }
 
 // parseCerts decodes every CERTIFICATE block of a PEM file.
-func parseCerts(t *testing.T, data []byte) []*x509.Certificate {
+func parseCerts(t testing.TB, data []byte) []*x509.Certificate {
 	t.Helper()
 	var certs []*x509.Certificate
 	for {
@@ -281,7 +281,7 @@ func httpsClient(pool *x509.CertPool) *http.Client {
 
 // waitHealthy polls /healthz until it answers 200 over TLS verified against
 // the root, or fails the test if the CA exits or never becomes healthy.
-func waitHealthy(t *testing.T, p *caProcess, client *http.Client, listen string) {
+func waitHealthy(t testing.TB, p *caProcess, client *http.Client, listen string) {
 	t.Helper()
 	url := "https://" + listen + "/healthz"
 	deadline := time.Now().Add(90 * time.Second)

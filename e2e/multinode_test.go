@@ -36,7 +36,7 @@ import (
 
 // startNode starts `policyca ca --state state --listen listen`: one node of
 // several sharing the state directory's configuration and database.
-func startNode(t *testing.T, bin, state, listen string) *caProcess {
+func startNode(t testing.TB, bin, state, listen string) *caProcess {
 	t.Helper()
 	p := &caProcess{output: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, "ca", "--state", state, "--listen", listen)
@@ -65,7 +65,7 @@ func (p *caProcess) kill() {
 }
 
 // runCLI runs a policyca subcommand and returns its stdout.
-func runCLI(t *testing.T, bin string, args ...string) []byte {
+func runCLI(t testing.TB, bin string, args ...string) []byte {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()

@@ -26,7 +26,7 @@ type rrProxy struct {
 }
 
 // newRRProxy listens on a loopback port; backends are set with start.
-func newRRProxy(t *testing.T) *rrProxy {
+func newRRProxy(t testing.TB) *rrProxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
