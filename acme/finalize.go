@@ -117,11 +117,13 @@ func (s *Server) issue(ctx context.Context, req *request, o *core.Order, csr []b
 }
 
 // signFailed records a refusal from the CA. A bad CSR puts the order back
-// to ready, so the client can finalize again with a good one; anything else
-// ends the order.
+// to ready, so the client can finalize again with a good one; so does a
+// retryable failure (serverInternal with a Retry-After: the CA unreachable
+// from an RA, its database down), so that the same order succeeds on retry
+// once the CA is back. Anything else ends the order.
 func (s *Server) signFailed(ctx context.Context, orderID string, signErr error) error {
 	e := core.AsError(signErr)
-	revert := e.Kind == core.KindBadCSR
+	revert := e.Kind == core.KindBadCSR || (e.Kind == core.KindServerInternal && e.RetryAfter > 0)
 	_, err := s.updateOrder(ctx, orderID, func(o *core.Order) (bool, error) {
 		if o.Status != core.StatusProcessing {
 			return false, nil

@@ -235,7 +235,20 @@ func Init(o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The RA CA, another root of its own, issues the client certificates
+	// of registration authorities at enrolment (docs/ra.md): an ACME
+	// certificate can never pose as an RA, nor an RA as an operator.
+	raCAKey, err := pki.GenerateKey("ecdsa-p256")
+	if err != nil {
+		return nil, err
+	}
+	raCA, err := pki.NewRoot(raCAKey, subject(o.Name+" RA CA"), o.RootValidity)
+	if err != nil {
+		return nil, err
+	}
 	files := []stateFile{
+		{path: filepath.Join(state, "keys", "ra-ca.key"), key: raCAKey},
+		{path: filepath.Join(state, "certs", "ra-ca.pem"), cert: []*x509.Certificate{raCA}},
 		{path: filepath.Join(state, "keys", "admin-ca.key"), key: adminCAKey},
 		{path: filepath.Join(state, "keys", "admin.key"), key: adminKey},
 		{path: filepath.Join(state, "certs", "admin-ca.pem"), cert: []*x509.Certificate{adminCA}},
@@ -272,6 +285,7 @@ func Init(o Options) (*Result, error) {
 			Root: "certs/root.pem",
 		},
 		Admin:  &config.Admin{ClientCA: "certs/admin-ca.pem"},
+		RAAPI:  &config.RAAPI{ClientCA: "certs/ra-ca.pem", ClientCAKey: "file:keys/ra-ca.key"},
 		Policy: config.Policy{Bundle: "policy"},
 		Provisioners: []config.Provisioner{{
 			Name:            "acme",

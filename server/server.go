@@ -121,10 +121,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 		adminCA = cas[0]
 		// Ask for client certificates without requiring them: ACME
 		// clients have none; the admin API checks for its own CA.
-		pool := x509.NewCertPool()
-		pool.AddCert(adminCA)
-		s.tlsCfg.ClientAuth = tls.VerifyClientCertIfGiven
-		s.tlsCfg.ClientCAs = pool
+		s.trustClientCA(adminCA)
 	}
 
 	st, err := OpenStore(ctx, cfg)
@@ -213,6 +210,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	if adminCA != nil {
 		svc := &admin.Service{Store: st, ConfigPath: cfg.File()}
 		s.mux.Handle(admin.Prefix+"/", admin.Handler(svc, adminCA, log))
+	}
+	if err := s.mountRAAPI(ctx, cfg); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

@@ -38,6 +38,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newInitCmd(), newCACmd(), newEABCmd(), newProvisionerCmd(), newDecisionsCmd(), newPolicyCmd(), newBenchCmd(), newDBCmd(), newVersionCmd())
+	root.AddCommand(newRACmd())
 	return root
 }
 
