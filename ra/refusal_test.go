@@ -1,0 +1,262 @@
+package ra_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/policyca/policyca/acme/jws"
+	"github.com/policyca/policyca/core"
+	"github.com/policyca/policyca/eab"
+	"github.com/policyca/policyca/pki"
+	"github.com/policyca/policyca/ra"
+	"github.com/policyca/policyca/raapi"
+	"github.com/policyca/policyca/signer"
+)
+
+// clientCert loads a client certificate and key from files.
+func clientCert(t *testing.T, certPath, keyURI string) *tls.Certificate {
+	t.Helper()
+	chain, err := pki.ReadPEMCerts(certPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := signer.Open(context.Background(), keyURI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := &tls.Certificate{PrivateKey: key, Leaf: chain[0]}
+	for _, c := range chain {
+		tc.Certificate = append(tc.Certificate, c.Raw)
+	}
+	return tc
+}
+
+// raw is an mTLS client that speaks the RA API directly, as a compromised
+// RA could, with whatever certificate it is given (nil: none).
+func (e *env) raw(cert *tls.Certificate) *http.Client {
+	cfg := &tls.Config{RootCAs: e.pool()}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
+}
+
+// call sends one API request and returns the status and refusal, if any.
+func (e *env) call(hc *http.Client, method, path string, body any) (int, *core.Error) {
+	e.t.Helper()
+	var rd *bytes.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	} else {
+		rd = bytes.NewReader(nil)
+	}
+	req, _ := http.NewRequest(method, e.caURL()+raapi.Prefix+path, rd)
+	resp, err := hc.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	var eb raapi.ErrorBody
+	if resp.StatusCode >= 300 {
+		json.NewDecoder(resp.Body).Decode(&eb)
+	}
+	return resp.StatusCode, eb.Error
+}
+
+func raCert(t *testing.T, cfg *ra.Config) *tls.Certificate {
+	return clientCert(t, cfg.Path(cfg.ClientCert), cfg.KeyURI(cfg.ClientKey))
+}
+
+// signReq is a well-formed sign request for names, with an account key and
+// evidence for every name.
+func signReq(t *testing.T, prov, account string, names ...string) raapi.SignRequest {
+	t.Helper()
+	acctKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	jwk, err := jws.MarshalJWK(&jose.JSONWebKey{Key: &acctKey.PublicKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{DNSNames: names}, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := raapi.SignRequest{CSR: csr, OrderID: "order-" + account, AccountID: account, Provisioner: prov, AccountKeyJWK: jwk}
+	for _, n := range names {
+		id := core.Identifier{Type: core.DNS, Value: n}
+		r.Identifiers = append(r.Identifiers, id)
+		r.Evidence = append(r.Evidence, raapi.Evidence{Identifier: id, Challenge: core.ChallengeHTTP01, Validated: time.Now()})
+	}
+	return r
+}
+
+func TestRAAPIRefusals(t *testing.T) {
+	e := newEnv(t, nil)
+	r := e.enrolRA("site-a", "acme")
+	ok := e.raw(raCert(t, r.cfg))
+	if st, perr := e.call(ok, "GET", "/config", nil); st != http.StatusOK {
+		t.Fatalf("enrolled RA: %d %v", st, perr)
+	}
+
+	t.Run("NoClientCertificate", func(t *testing.T) {
+		st, perr := e.call(e.raw(nil), "POST", "/sign", signReq(t, "acme", "a1", "x.site-a.internal"))
+		if st != http.StatusUnauthorized || perr == nil || perr.Kind != core.KindUnauthorized {
+			t.Fatalf("got %d %v, want 401 unauthorized", st, perr)
+		}
+	})
+	t.Run("CertificateFromAnotherCA", func(t *testing.T) {
+		// The admin CA is in the listener's pool too: its certificates
+		// pass the TLS handshake and must still not act as an RA.
+		admin := clientCert(t, filepath.Join(e.state, "certs", "admin.pem"), "file:"+filepath.Join(e.state, "keys", "admin.key"))
+		st, perr := e.call(e.raw(admin), "GET", "/config", nil)
+		if st != http.StatusForbidden || perr == nil || !strings.Contains(perr.Detail, "not an RA certificate") {
+			t.Fatalf("got %d %v, want 403 not an RA certificate", st, perr)
+		}
+	})
+	t.Run("ProvisionerNotAssigned", func(t *testing.T) {
+		for _, call := range []struct {
+			path string
+			body any
+		}{
+			{"/sign", signReq(t, "eab", "a2", "x.site-a.internal")},
+			{"/eab/bind", raapi.BindRequest{Account: raapi.BindAccount{Provisioner: "eab"}}},
+			{"/listener-cert", raapi.ListenerCertRequest{Provisioner: "eab"}},
+		} {
+			st, perr := e.call(ok, "POST", call.path, call.body)
+			if st != http.StatusForbidden || perr == nil || !strings.Contains(perr.Detail, "not assigned") {
+				t.Fatalf("%s: got %d %v, want 403 not assigned", call.path, st, perr)
+			}
+		}
+	})
+	t.Run("DisabledRA", func(t *testing.T) {
+		ctx := context.Background()
+		if _, err := raapi.SetDisabled(ctx, e.srv.Store(), "site-a", true); err != nil {
+			t.Fatal(err)
+		}
+		// The same kept-alive client and still-valid certificate.
+		st, perr := e.call(ok, "GET", "/config", nil)
+		if st != http.StatusForbidden || perr == nil || !strings.Contains(perr.Detail, "disabled") {
+			t.Fatalf("disabled RA: got %d %v, want 403 disabled", st, perr)
+		}
+		if err := r.node.Client().Revoke(ctx, "01", 0); !core.IsKind(err, core.KindUnauthorized) {
+			t.Fatalf("disabled RA's client: %v, want unauthorized", err)
+		}
+		if _, err := raapi.SetDisabled(ctx, e.srv.Store(), "site-a", false); err != nil {
+			t.Fatal(err)
+		}
+		if st, perr := e.call(ok, "GET", "/config", nil); st != http.StatusOK {
+			t.Fatalf("enabled again: %d %v", st, perr)
+		}
+	})
+	t.Run("ReplayedToken", func(t *testing.T) {
+		tok := e.token("site-b", "acme")
+		enrol := func() error {
+			_, err := ra.Enroll(context.Background(), ra.EnrollOptions{Token: tok, StateDir: filepath.Join(t.TempDir(), "ra"), Listen: "127.0.0.1:1"})
+			return err
+		}
+		if err := enrol(); err != nil {
+			t.Fatalf("first enrolment: %v", err)
+		}
+		if err := enrol(); err == nil || !strings.Contains(err.Error(), "refused") {
+			t.Fatalf("replayed token: %v, want refused", err)
+		}
+	})
+	t.Run("WrongRootPinned", func(t *testing.T) {
+		tok, _ := raapi.ParseToken(e.token("site-c", "acme"))
+		tok.RootSHA256 = raapi.Fingerprint([]byte("another root"))
+		_, err := ra.Enroll(context.Background(), ra.EnrollOptions{Token: tok.String(), StateDir: filepath.Join(t.TempDir(), "ra"), Listen: "127.0.0.1:1"})
+		if err == nil || !strings.Contains(err.Error(), "pinned") {
+			t.Fatalf("enrolment against an unpinned root: %v", err)
+		}
+	})
+}
+
+// TestMaliciousRA is a compromised RA with a valid certificate: the CA's
+// own policy and records decide, and every refusal is logged naming the RA.
+func TestMaliciousRA(t *testing.T) {
+	e := newEnv(t, nil)
+	r := e.enrolRA("site-a", "acme", "eab")
+	hc := e.raw(raCert(t, r.cfg))
+	ctx := context.Background()
+	st := e.srv.Store()
+	denied := func(what string) *core.DecisionRecord {
+		t.Helper()
+		ds, err := st.ListDecisions(ctx, core.DecisionFilter{DeniedOnly: true, Limit: 1})
+		if err != nil || len(ds) != 1 || ds[0].RA != "site-a" || ds[0].Stage != core.StageSign {
+			t.Fatalf("%s: no denied sign decision naming the RA: %+v, %v", what, ds, err)
+		}
+		return ds[0]
+	}
+
+	t.Run("NameThePolicyDenies", func(t *testing.T) {
+		code, perr := e.call(hc, "POST", "/sign", signReq(t, "acme", "acct-1", "www.example.com"))
+		if code == http.StatusOK || perr == nil || perr.Kind != core.KindRejectedIdentifier {
+			t.Fatalf("got %d %v, want rejectedIdentifier", code, perr)
+		}
+		d := denied("public name")
+		if len(d.Identifiers) != 1 || d.Identifiers[0].Value != "www.example.com" {
+			t.Fatalf("decision: %+v", d)
+		}
+	})
+	t.Run("ClaimedEABKey", func(t *testing.T) {
+		req := signReq(t, "acme", "acct-2", "x.site-a.internal")
+		req.EABKeyID = "kid-forged"
+		code, perr := e.call(hc, "POST", "/sign", req)
+		if code != http.StatusForbidden || perr == nil || !strings.Contains(perr.Detail, "kid-forged") {
+			t.Fatalf("got %d %v, want refused", code, perr)
+		}
+		if d := denied("forged EAB key"); !strings.Contains(d.Error, "RA claim refused") {
+			t.Fatalf("decision: %+v", d)
+		}
+	})
+	t.Run("ClaimedAccountPolicy", func(t *testing.T) {
+		// An EAB-bound account whose policy allows .team.internal only.
+		k, _ := eab.NewKey("eab", "team", time.Time{}, []byte(`{"allow":{"dns":[".team.internal"]}}`))
+		if err := st.CreateEABKey(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+		acct := &core.Account{ID: "acct-3", Provisioner: "eab", KeyThumbprint: "tp-3", KeyJWK: []byte("{}"), Status: core.StatusValid}
+		if err := st.CreateAccountBound(ctx, acct, k.ID, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		req := signReq(t, "eab", "acct-3", "db.other.internal")
+		req.EABKeyID = k.ID
+		req.AccountPolicy = json.RawMessage(`{"allow":{"dns":[".internal"]}}`)
+		code, perr := e.call(hc, "POST", "/sign", req)
+		if code != http.StatusForbidden || perr == nil || !strings.Contains(perr.Detail, "account policy") {
+			t.Fatalf("got %d %v, want refused", code, perr)
+		}
+		if d := denied("forged account policy"); !strings.Contains(d.Error, "RA claim refused") {
+			t.Fatalf("decision: %+v", d)
+		}
+		// Claiming the true policy gets the request to the sign-time
+		// policy, which applies the account layer from the CA's store.
+		req.AccountPolicy = json.RawMessage(k.Policy)
+		code, perr = e.call(hc, "POST", "/sign", req)
+		if perr == nil || perr.Kind != core.KindRejectedIdentifier {
+			t.Fatalf("true claims, name outside the account policy: %d %v, want rejectedIdentifier", code, perr)
+		}
+		denied("account layer")
+	})
+	t.Run("NoEvidence", func(t *testing.T) {
+		req := signReq(t, "acme", "acct-4", "x.site-a.internal")
+		req.Evidence = nil
+		if code, perr := e.call(hc, "POST", "/sign", req); perr == nil || perr.Kind != core.KindMalformed {
+			t.Fatalf("got %d %v, want malformed", code, perr)
+		}
+	})
+}
