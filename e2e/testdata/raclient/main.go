@@ -79,7 +79,9 @@ func (z *zone) Present(domain, _, keyAuth string) error {
 
 func (z *zone) CleanUp(domain, _, keyAuth string) error { return nil }
 
-func (z *zone) Timeout() (time.Duration, time.Duration) { return 20 * time.Second, 50 * time.Millisecond }
+func (z *zone) Timeout() (time.Duration, time.Duration) {
+	return 20 * time.Second, 50 * time.Millisecond
+}
 
 func main() {
 	dir := flag.String("dir", "", "ACME directory URL")
