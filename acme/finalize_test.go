@@ -54,6 +54,9 @@ func TestFinalizeSignErrors(t *testing.T) {
 		{"bad CSR keeps the order ready", core.Errorf(core.KindBadCSR, "names do not match the order"), "badCSR", core.StatusReady},
 		{"policy refusal ends the order", core.Errorf(core.KindRejectedIdentifier, "refused at sign time"), "rejectedIdentifier", core.StatusInvalid},
 		{"internal error ends the order", errPlain("hsm on fire"), "serverInternal", core.StatusInvalid},
+		// The CA unreachable from an RA, or its database down: the same
+		// order must succeed on retry, with the Retry-After it was given.
+		{"retryable error keeps the order ready", &core.Error{Kind: core.KindServerInternal, Detail: "the CA is unreachable", RetryAfter: 30}, "serverInternal", core.StatusReady},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -63,8 +66,13 @@ func TestFinalizeSignErrors(t *testing.T) {
 			c.register()
 			o, u := c.newOrder("dns:a.internal")
 			o = c.solve(o, u, "")
-			p := c.post(o.Finalize, map[string]string{"csr": csrFor(t, "dns:a.internal")}).wantProblem(t, ProblemFor(tt.signErr).Status, tt.wantType)
-			if tt.wantType == "serverInternal" && p.Detail != "internal error" {
+			r := c.post(o.Finalize, map[string]string{"csr": csrFor(t, "dns:a.internal")})
+			p := r.wantProblem(t, ProblemFor(tt.signErr).Status, tt.wantType)
+			if e, ok := tt.signErr.(*core.Error); ok && e.RetryAfter > 0 {
+				if got := r.header.Get("Retry-After"); got != "30" {
+					t.Errorf("Retry-After = %q, want 30", got)
+				}
+			} else if tt.wantType == "serverInternal" && p.Detail != "internal error" {
 				t.Errorf("internal cause leaked: %q", p.Detail)
 			}
 			got := c.order(u)
