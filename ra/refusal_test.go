@@ -260,3 +260,42 @@ func TestMaliciousRA(t *testing.T) {
 		}
 	})
 }
+
+// A retried sign request (the RA lost the CA's answer) returns the
+// certificate already issued for the order instead of a second one; a
+// request with another key for the same order is a new issuance.
+func TestSignRetryIsIdempotent(t *testing.T) {
+	e := newEnv(t, nil)
+	r := e.enrolRA("site-r", "acme")
+	hc := e.raw(raCert(t, r.cfg))
+	req := signReq(t, "acme", "acct-retry", "retry.site-r.internal")
+	sign := func(req raapi.SignRequest) raapi.Certificate {
+		t.Helper()
+		b, _ := json.Marshal(req)
+		resp, err := hc.Post(e.caURL()+raapi.Prefix+"/sign", "application/json", bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("sign: %s", resp.Status)
+		}
+		var c raapi.Certificate
+		if err := json.NewDecoder(resp.Body).Decode(&c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	first, again := sign(req), sign(req)
+	if first.Serial == "" || again.Serial != first.Serial {
+		t.Fatalf("retry gave serial %q, first %q: want the same certificate", again.Serial, first.Serial)
+	}
+	certs, err := e.srv.Store().GetCertificatesByOrder(context.Background(), req.OrderID)
+	if err != nil || len(certs) != 1 {
+		t.Fatalf("certificates of the order: %d %v, want exactly 1", len(certs), err)
+	}
+	other := signReq(t, "acme", "acct-retry", "retry.site-r.internal")
+	if third := sign(other); third.Serial == first.Serial {
+		t.Fatal("a new key for the same order got the old certificate")
+	}
+}

@@ -23,6 +23,7 @@ type Store interface {
 	GetAccount(ctx context.Context, id string) (*core.Account, error)
 	GetEABKey(ctx context.Context, id string) (*core.EABKey, error)
 	GetCertificateBySerial(ctx context.Context, serial string) (*core.Certificate, error)
+	GetCertificatesByOrder(ctx context.Context, orderID string) ([]*core.Certificate, error)
 	RecordDecisions(ctx context.Context, recs []*core.DecisionRecord) error
 }
 

@@ -3,6 +3,8 @@ package raapi
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,6 +49,17 @@ func (a *api) handleSign(w http.ResponseWriter, r *http.Request, ra *core.RA) er
 	ctx := r.Context()
 	if err := a.checkClaims(ctx, ra, &req); err != nil {
 		return err
+	}
+	// A retry after a lost answer gets the certificate already issued for
+	// this order, not a second one: same order, account, provisioner and
+	// key, not revoked.
+	if prev, err := a.issuedFor(ctx, &req); err != nil {
+		return err
+	} else if prev != nil {
+		a.Logger.InfoContext(ctx, "sign retried: returning the certificate already issued", "ra", ra.Name,
+			"serial", prev.Serial, "order", req.OrderID)
+		writeJSON(w, http.StatusOK, FromCore(prev))
+		return nil
 	}
 	cert, err := a.Authority.Sign(ctx, core.SignRequest{
 		CSR: req.CSR, OrderID: req.OrderID, AccountID: req.AccountID, Provisioner: req.Provisioner,
@@ -285,4 +298,38 @@ func (a *api) handleIssuer(w http.ResponseWriter, r *http.Request, ra *core.RA) 
 	w.Header().Set("Content-Type", "application/pem-certificate-chain")
 	w.Write(pki.EncodePEMCerts(a.Authority.Issuer()))
 	return nil
+}
+
+// issuedFor returns the certificate already issued for the request's order
+// to the same account and provisioner with the CSR's key, or nil.
+func (a *api) issuedFor(ctx context.Context, req *SignRequest) (*core.Certificate, error) {
+	if req.OrderID == "" {
+		return nil, nil
+	}
+	prev, err := a.Store.GetCertificatesByOrder(ctx, req.OrderID)
+	if err != nil {
+		return nil, core.Wrap(core.KindServerInternal, err, "cannot look up the order's certificates")
+	}
+	if len(prev) == 0 {
+		return nil, nil
+	}
+	csr, err := x509.ParseCertificateRequest(req.CSR)
+	if err != nil {
+		return nil, nil // Sign refuses it with badCSR
+	}
+	pub, ok := csr.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
+	if !ok {
+		return nil, nil
+	}
+	for i := len(prev) - 1; i >= 0; i-- {
+		c := prev[i]
+		if c.AccountID != req.AccountID || c.Provisioner != req.Provisioner || !c.RevokedAt.IsZero() {
+			continue
+		}
+		leaf, err := x509.ParseCertificate(c.DER)
+		if err == nil && pub.Equal(leaf.PublicKey) {
+			return c, nil
+		}
+	}
+	return nil, nil
 }

@@ -105,6 +105,10 @@ type Store interface {
 	CompleteOrder(ctx context.Context, o *core.Order, c *core.Certificate) error
 	GetCertificate(ctx context.Context, id string) (*core.Certificate, error)
 	GetCertificateBySerial(ctx context.Context, serial string) (*core.Certificate, error)
+	// GetCertificatesByOrder returns the certificates issued for an order,
+	// oldest first (none: an empty list, no error). It makes signing
+	// idempotent for a client that retries after a lost answer.
+	GetCertificatesByOrder(ctx context.Context, orderID string) ([]*core.Certificate, error)
 	// RevokeCertificate marks the certificate revoked at the given time
 	// (now if zero). Serials are matched exactly (callers normalise to
 	// lower-case hex). ErrNotFound, ErrAlreadyRevoked.

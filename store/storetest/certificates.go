@@ -21,6 +21,7 @@ var certificateTests = []subtest{
 	{"CompleteOrderRetry", testCompleteOrderRetry},
 	{"Revoke", testRevoke},
 	{"ListRevoked", testListRevoked},
+	{"ByOrder", testCertsByOrder},
 }
 
 func testCertPutGet(t *testing.T, s store.Store) {
@@ -248,5 +249,35 @@ func testListRevoked(t *testing.T, s store.Store) {
 	slices.Sort(wantSerials)
 	if !slices.Equal(serials, wantSerials) {
 		t.Fatalf("ListRevoked serials = %v, want %v", serials, wantSerials)
+	}
+}
+
+func testCertsByOrder(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	acct := mustAccount(t, s)
+	o, _ := mustOrder(t, s, acct, "a.example.internal")
+	other, _ := mustOrder(t, s, acct, "b.example.internal")
+	got, err := s.GetCertificatesByOrder(ctx, o.ID)
+	noErr(t, "GetCertificatesByOrder (none)", err)
+	if len(got) != 0 {
+		t.Fatalf("GetCertificatesByOrder of an order without certificates: %d", len(got))
+	}
+	first := newCertificate(t, o)
+	noErr(t, "PutCertificate", s.PutCertificate(ctx, first))
+	second := newCertificate(t, o)
+	second.CreatedAt = first.CreatedAt.Add(time.Second)
+	noErr(t, "PutCertificate", s.PutCertificate(ctx, second))
+	noErr(t, "PutCertificate", s.PutCertificate(ctx, newCertificate(t, other)))
+	got, err = s.GetCertificatesByOrder(ctx, o.ID)
+	noErr(t, "GetCertificatesByOrder", err)
+	if len(got) != 2 {
+		t.Fatalf("GetCertificatesByOrder: %d certificates, want 2", len(got))
+	}
+	sameCert(t, "GetCertificatesByOrder[0]", got[0], first)
+	sameCert(t, "GetCertificatesByOrder[1]", got[1], second)
+	got, err = s.GetCertificatesByOrder(ctx, "no-such-order")
+	noErr(t, "GetCertificatesByOrder (unknown)", err)
+	if len(got) != 0 {
+		t.Fatalf("unknown order: %d certificates", len(got))
 	}
 }
