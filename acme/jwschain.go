@@ -159,7 +159,7 @@ func (s *Server) lookupKey(ctx context.Context, req *request, mode keyMode) erro
 	if err != nil {
 		return err
 	}
-	key, err := jws.ParseJWKJSON(acct.KeyJWK)
+	key, err := s.keys.parse(acct.ID, acct.KeyJWK)
 	if err != nil {
 		return core.Wrap(core.KindServerInternal, err, "stored account key is unreadable")
 	}

@@ -113,6 +113,8 @@ type Server struct {
 	validationTimeout time.Duration
 	pageSize          int
 	handler           http.Handler
+	// keys caches parsed account keys (see keyCache).
+	keys keyCache
 
 	// sem bounds the number of validations running at once; wg and closed
 	// let Close wait for them and refuse new ones.

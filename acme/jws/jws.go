@@ -1,10 +1,8 @@
 package jws
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"slices"
 	"strings"
 
@@ -34,7 +32,11 @@ type Header struct {
 type Message struct {
 	Header Header
 
-	sig *jose.JSONWebSignature
+	// signingInput is the JWS Signing Input (RFC 7515 §5.2): the protected
+	// header and the payload exactly as sent, joined by ".".
+	signingInput []byte
+	payload      []byte
+	signature    []byte
 	// postAsGet is set by a successful Verify of an empty payload.
 	postAsGet bool
 }
@@ -95,12 +97,11 @@ func (m *Message) Verify(key *jose.JSONWebKey) ([]byte, error) {
 	if err := checkAlgMatchesKey(m.Header.Alg, key); err != nil {
 		return nil, err
 	}
-	payload, err := m.sig.Verify(key)
-	if err != nil {
-		return nil, core.Wrap(core.KindMalformed, err, "the JWS signature is not valid for the account key")
+	if !verifySignature(m.Header.Alg, key, m.signingInput, m.signature) {
+		return nil, core.Errorf(core.KindMalformed, "the JWS signature is not valid for the account key")
 	}
-	m.postAsGet = len(payload) == 0
-	return payload, nil
+	m.postAsGet = len(m.payload) == 0
+	return slices.Clone(m.payload), nil
 }
 
 // IsPostAsGet reports whether the last Verify succeeded on an empty payload,
@@ -138,9 +139,11 @@ func parse(body []byte) (*Message, error) {
 		default:
 			return nil, core.Errorf(core.KindMalformed, "the JWS has an unexpected member %q", name)
 		}
-		if err := json.Unmarshal(raw, dst); err != nil {
+		s, err := jsonString(raw)
+		if err != nil {
 			return nil, core.Errorf(core.KindMalformed, "the JWS member %q is not a string", name)
 		}
+		*dst = s
 	}
 	for _, name := range []string{"protected", "payload", "signature"} {
 		if _, ok := obj[name]; !ok {
@@ -159,27 +162,20 @@ func parse(body []byte) (*Message, error) {
 	if cerr != nil {
 		return nil, cerr
 	}
-	if _, err := b64(f.Payload); err != nil {
+	payload, err := b64(f.Payload)
+	if err != nil {
 		return nil, core.Errorf(core.KindMalformed, "the JWS payload is not valid base64url")
 	}
-	if sig, err := b64(f.Signature); err != nil || len(sig) == 0 {
+	sig, err := b64(f.Signature)
+	if err != nil || len(sig) == 0 {
 		return nil, core.Errorf(core.KindMalformed, "the JWS signature is missing or not valid base64url")
 	}
-
-	// go-jose parses again what has been checked above, from a canonical
-	// re-serialization, so that both parsers see the same three strings.
-	canonical, err := json.Marshal(f)
-	if err != nil {
-		return nil, core.Wrap(core.KindServerInternal, err, "re-encoding the JWS")
-	}
-	sig, err := jose.ParseSigned(string(canonical), []jose.SignatureAlgorithm{jose.SignatureAlgorithm(h.Alg)})
-	if err != nil {
-		return nil, core.Wrap(core.KindMalformed, err, "the JWS cannot be parsed")
-	}
-	if len(sig.Signatures) != 1 {
-		return nil, core.Errorf(core.KindMalformed, "the JWS must have exactly one signature")
-	}
-	return &Message{Header: h, sig: sig}, nil
+	// The signature is checked in Verify over the two strings exactly as
+	// decoded above: one parser, so there is nothing for a second parser
+	// to disagree about.
+	input := make([]byte, 0, len(f.Protected)+1+len(f.Payload))
+	input = append(append(append(input, f.Protected...), '.'), f.Payload...)
+	return &Message{Header: h, signingInput: input, payload: payload, signature: sig}, nil
 }
 
 // parseHeader checks the protected header. It returns *core.Error rather
@@ -200,8 +196,8 @@ func parseHeader(protected []byte) (Header, *core.Error) {
 		if !ok {
 			return "", nil
 		}
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
+		s, err := jsonString(raw)
+		if err != nil {
 			return "", core.Errorf(core.KindMalformed, "the JWS header parameter %q is not a string", name)
 		}
 		return s, nil
@@ -272,41 +268,124 @@ func b64(s string) ([]byte, error) {
 // names (RFC 7515 §5.2 requires unique header parameter names, and two
 // parsers could otherwise disagree about which one counts), non-objects
 // and trailing data.
+//
+// It runs on every request, twice (body and protected header), so it does
+// not use json.Decoder's token API, which allocates per token: json.Valid
+// checks the syntax of the whole input first (trailing data included), and
+// the walk below only has to find member boundaries in a document known to
+// be valid JSON. FuzzStrictObject compares it with the token-based version.
 func strictObject(data []byte) (map[string]json.RawMessage, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
+	if !json.Valid(data) {
+		return nil, errSyntax
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
+	i := skipSpace(data, 0)
+	if data[i] != '{' {
 		return nil, errNotObject
 	}
-	obj := make(map[string]json.RawMessage)
-	for dec.More() {
-		tok, err := dec.Token()
+	i++
+	obj := make(map[string]json.RawMessage, 4)
+	for {
+		i = skipSpace(data, i)
+		switch data[i] {
+		case '}':
+			return obj, nil
+		case ',':
+			i = skipSpace(data, i+1)
+		}
+		end := valueEnd(data, i) // a member name: a string
+		name, err := jsonString(data[i:end])
 		if err != nil {
 			return nil, err
 		}
-		name, ok := tok.(string)
-		if !ok {
-			return nil, errNotObject
-		}
+		i = skipSpace(data, end) // at ':'
+		i = skipSpace(data, i+1)
+		end = valueEnd(data, i)
 		if _, dup := obj[name]; dup {
 			return nil, &dupError{name}
 		}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, err
+		obj[name] = data[i:end:end]
+		i = end
+	}
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) {
+		switch data[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
 		}
-		obj[name] = v
 	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return nil, err
+	return i
+}
+
+// valueEnd returns the index just past the JSON value starting at i, in
+// data that json.Valid accepted.
+func valueEnd(data []byte, i int) int {
+	switch data[i] {
+	case '"':
+		i++
+		for data[i] != '"' {
+			if data[i] == '\\' {
+				i++
+			}
+			i++
+		}
+		return i + 1
+	case '{', '[':
+		depth := 0
+		for {
+			switch data[i] {
+			case '"':
+				i = valueEnd(data, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+	default: // number, true, false, null
+		for i < len(data) {
+			switch data[i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return i
+			}
+			i++
+		}
+		return i
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errTrailing
+}
+
+// jsonString decodes a JSON string as json.Unmarshal into a string does
+// (null leaves it empty), without reflection for the common case of
+// printable ASCII without escapes.
+func jsonString(raw []byte) (string, error) {
+	if string(raw) == "null" {
+		return "", nil
 	}
-	return obj, nil
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' {
+		plain := true
+		for _, c := range raw[1 : n-1] {
+			if c < 0x20 || c >= 0x80 || c == '\\' || c == '"' {
+				plain = false
+				break
+			}
+		}
+		if plain {
+			return string(raw[1 : n-1]), nil
+		}
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", err
+	}
+	return s, nil
 }
 
 type jsonError string
@@ -314,6 +393,7 @@ type jsonError string
 func (e jsonError) Error() string { return string(e) }
 
 const (
+	errSyntax    = jsonError("not valid JSON")
 	errNotObject = jsonError("not a JSON object")
 	errTrailing  = jsonError("data after the JSON object")
 )
