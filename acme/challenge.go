@@ -32,7 +32,7 @@ func (s *Server) handleChallenge(w http.ResponseWriter, r *http.Request, req *re
 		if err := decodePayload(req.payload, &ignored); err != nil {
 			return err
 		}
-		a, err = s.startChallenge(ctx, req, a.ID, challID)
+		a, err = s.startChallenge(ctx, req, a, challID)
 	}
 	if err != nil {
 		return err
@@ -58,7 +58,8 @@ func findChallenge(a *core.Authorization, id string) *core.Challenge {
 // startChallenge moves a pending challenge to processing and queues its
 // validation. Asking again, or asking for a challenge that is no longer
 // pending, just returns the current state: clients retry.
-func (s *Server) startChallenge(ctx context.Context, req *request, authzID, challID string) (*core.Authorization, error) {
+func (s *Server) startChallenge(ctx context.Context, req *request, loaded *core.Authorization, challID string) (*core.Authorization, error) {
+	authzID := loaded.ID
 	if !s.reserveValidation() {
 		return nil, &core.Error{Kind: core.KindServerInternal, Detail: "server is shutting down, retry later", RetryAfter: 5}
 	}
@@ -68,7 +69,7 @@ func (s *Server) startChallenge(ctx context.Context, req *request, authzID, chal
 			s.wg.Done()
 		}
 	}()
-	a, err := s.updateAuthz(ctx, authzID, func(a *core.Authorization) (bool, error) {
+	a, err := s.updateAuthzFrom(ctx, loaded, func(a *core.Authorization) (bool, error) {
 		c := findChallenge(a, challID)
 		if c == nil {
 			return false, core.Errorf(core.KindNotFound, "challenge: not found")

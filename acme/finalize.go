@@ -59,7 +59,7 @@ func (s *Server) handleFinalize(w http.ResponseWriter, r *http.Request, req *req
 	if err != nil {
 		return err
 	}
-	o, err = s.updateOrder(ctx, o.ID, func(o *core.Order) (bool, error) {
+	o, err = s.updateOrderFrom(ctx, o, func(o *core.Order) (bool, error) {
 		if o.Status != core.StatusReady {
 			return false, orderNotReady(o)
 		}

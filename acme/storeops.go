@@ -90,6 +90,28 @@ func (s *Server) updateOrder(ctx context.Context, id string, mutate func(*core.O
 		func(o *core.Order) error { return s.store.UpdateOrder(ctx, o) })
 }
 
+// updateOrderFrom is updateOrder starting from o, which the caller loaded
+// (or saved) in this request: the first attempt costs no read, and a
+// version conflict reloads as updateOrder does. o may be modified.
+func (s *Server) updateOrderFrom(ctx context.Context, o *core.Order, mutate func(*core.Order) (bool, error)) (*core.Order, error) {
+	return versioned(ctx,
+		firstThen(o, func() (*core.Order, error) { return s.loadOrder(ctx, o.ID) }),
+		mutate,
+		func(o *core.Order) error { return s.store.UpdateOrder(ctx, o) })
+}
+
+// firstThen returns a loader that yields v once, then calls load.
+func firstThen[T any](v T, load func() (T, error)) func() (T, error) {
+	used := false
+	return func() (T, error) {
+		if used {
+			return load()
+		}
+		used = true
+		return v, nil
+	}
+}
+
 func (s *Server) loadAuthz(ctx context.Context, id string) (*core.Authorization, error) {
 	a, err := s.store.GetAuthorization(ctx, id)
 	if err != nil {
@@ -101,6 +123,15 @@ func (s *Server) loadAuthz(ctx context.Context, id string) (*core.Authorization,
 func (s *Server) updateAuthz(ctx context.Context, id string, mutate func(*core.Authorization) (bool, error)) (*core.Authorization, error) {
 	return versioned(ctx,
 		func() (*core.Authorization, error) { return s.loadAuthz(ctx, id) },
+		mutate,
+		func(a *core.Authorization) error { return s.store.UpdateAuthorization(ctx, a) })
+}
+
+// updateAuthzFrom is updateAuthz starting from a, which the caller loaded
+// in this request (see updateOrderFrom). a may be modified.
+func (s *Server) updateAuthzFrom(ctx context.Context, a *core.Authorization, mutate func(*core.Authorization) (bool, error)) (*core.Authorization, error) {
+	return versioned(ctx,
+		firstThen(a, func() (*core.Authorization, error) { return s.loadAuthz(ctx, a.ID) }),
 		mutate,
 		func(a *core.Authorization) error { return s.store.UpdateAuthorization(ctx, a) })
 }
