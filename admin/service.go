@@ -431,10 +431,15 @@ func NormalizePolicy(raw json.RawMessage) ([]byte, error) {
 			return nil, fmt.Errorf("%w: account policy: max_lifetime %q is not a positive duration", ErrInvalid, r.MaxLifetime)
 		}
 	}
-	for _, set := range []core.RuleSet{r.Allow, r.Deny} {
-		for _, l := range [][]string{set.DNS, set.IP, set.Email, set.URI, set.CN} {
-			if slices.Contains(l, "") {
+	for _, set := range []*core.RuleSet{&r.Allow, &r.Deny} {
+		for _, l := range []*[]string{&set.DNS, &set.IP, &set.Email, &set.URI, &set.CN} {
+			if slices.Contains(*l, "") {
 				return nil, fmt.Errorf("%w: account policy: empty pattern", ErrInvalid)
+			}
+			if len(*l) == 0 {
+				// An empty list and no list mean the same; one form only,
+				// so that the stored policy is canonical.
+				*l = nil
 			}
 		}
 	}
