@@ -40,17 +40,32 @@ func (s *Store) ClusterSecret(ctx context.Context, name string, gen func() ([]by
 }
 
 // RedeemNonce records nonce as used; ErrConflict (the primary key) if it
-// already is.
+// already is. It goes through the group-commit writer like every other
+// write, so that it joins the batch instead of committing on its own; a
+// replay fails only its own savepoint, and two redemptions of one nonce in
+// the same batch still conflict (the second sees the first's row).
 func (s *Store) RedeemNonce(ctx context.Context, nonce string, expires time.Time) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO used_nonces (nonce, expires) VALUES (?, ?)`, nonce, expires.UnixMicro())
-	return mapErr(err)
+	exp := expires.UnixMicro()
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO used_nonces (nonce, expires) VALUES (?, ?)`, nonce, exp)
+		return mapErr(err)
+	})
 }
 
 // PruneNonces deletes the records that expired before the given time.
 func (s *Store) PruneNonces(ctx context.Context, before time.Time) (int64, error) {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM used_nonces WHERE expires < ?`, before.UnixMicro())
+	cutoff := before.UnixMicro()
+	var n int64
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM used_nonces WHERE expires < ?`, cutoff)
+		if err != nil {
+			return mapErr(err)
+		}
+		n, err = affected(res)
+		return err
+	})
 	if err != nil {
-		return 0, mapErr(err)
+		return 0, err
 	}
-	return affected(res)
+	return n, nil
 }
