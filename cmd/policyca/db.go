@@ -38,7 +38,7 @@ func newDBMigrateCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "migrate --from sqlite:PATH --to postgres://…",
-		Short: "Copy every account, order, authorization, certificate, EAB key and decision to another database",
+		Short: "Copy every account, order, authorization, certificate, EAB key, decision, RA and RA enrolment token to another database",
 		Long: `migrate copies a CA's data from one database to another, typically from the
 SQLite file of a single node (sqlite:PATH) to the PostgreSQL database that
 several nodes will share (postgres://user:pass@host/db). IDs, versions, times

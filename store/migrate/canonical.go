@@ -64,6 +64,17 @@ func canonical(row any) ([]byte, error) {
 		c.Identifiers = nilIfEmpty(c.Identifiers)
 		c.Violations = nilIfEmpty(c.Violations)
 		v = c
+	case *core.RA:
+		c := *r
+		c.DisabledAt, c.EnrolledAt, c.CertNotAfter, c.CreatedAt = ct(c.DisabledAt), ct(c.EnrolledAt), ct(c.CertNotAfter), ct(c.CreatedAt)
+		c.Provisioners = nilIfEmpty(c.Provisioners)
+		v = c
+	case *core.RAToken:
+		c := *r
+		c.CreatedAt, c.ExpiresAt, c.UsedAt = ct(c.CreatedAt), ct(c.ExpiresAt), ct(c.UsedAt)
+		c.Provisioners = nilIfEmpty(c.Provisioners)
+		c.SecretHash = nilIfEmpty(c.SecretHash)
+		v = c
 	default:
 		return nil, fmt.Errorf("migrate: unknown row type %T", row)
 	}

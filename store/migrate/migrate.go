@@ -22,8 +22,10 @@ import (
 
 // Tables lists what is copied, in an order that satisfies the references
 // between them (orders and authorizations need their account, an
-// authorization its order, a bound EAB key its account). Each table's rows
-// are, as the row passed to Source and Target:
+// authorization its order, a bound EAB key its account, an enrolment token
+// names its RA, which comes first although a token may also name an RA
+// not enrolled yet). Each table's rows are, as the row passed to Source
+// and Target:
 //
 //	accounts        *core.Account
 //	orders          *core.Order
@@ -31,10 +33,12 @@ import (
 //	certificates    *core.Certificate
 //	eab_keys        *core.EABKey
 //	decisions       *core.DecisionRecord
+//	ras             *core.RA
+//	ra_tokens       *core.RAToken
 //
 // Used nonces and cluster secrets are not copied: nonces of the old node
 // are worthless on the new one, and the new database makes its own key.
-var Tables = []string{"accounts", "orders", "authorizations", "certificates", "eab_keys", "decisions"}
+var Tables = []string{"accounts", "orders", "authorizations", "certificates", "eab_keys", "decisions", "ras", "ra_tokens"}
 
 // Source lists tables.
 type Source interface {

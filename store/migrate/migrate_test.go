@@ -2,6 +2,7 @@ package migrate_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -61,13 +62,27 @@ const (
 	nCertificates = 3000 // in the main test
 	nEAB          = 30   // the first 10 bound
 	nDecisions    = 400
+	nRAs          = 5  // ra-00 … ra-04, enrolled; ra-00 twice, ra-02 then disabled
+	nRATokens     = 12 // 6 used, 6 unused (one naming an RA never enrolled, one expired)
 )
+
+// usedTokens are the enrolment tokens fill redeems; the others stay unused.
+var usedTokens = map[int]bool{0: true, 1: true, 2: true, 3: true, 4: true, 6: true}
+
+func raTokenID(i int) string { return fmt.Sprintf("rat-%02d", i) }
+
+func raSecretHash(i int) []byte {
+	h := sha256.Sum256([]byte(fmt.Sprintf("ra-secret-%d", i)))
+	return h[:]
+}
 
 // fill writes a CA's worth of data through the store's normal API, with
 // the awkward cases: updated objects (versions above 1), absent and
 // sub-microsecond times, a revoked certificate, bound and unbound EAB keys,
 // a policy written with spaces and unsorted keys, invalid orders with a
-// problem, and orders reusing another order's authorization.
+// problem, orders reusing another order's authorization, RAs enrolled
+// once and twice and disabled, and used, unused and expired enrolment
+// tokens.
 func fill(t *testing.T, s store.Store, nCertificates int) {
 	t.Helper()
 	ctx := t.Context()
@@ -212,6 +227,50 @@ func fill(t *testing.T, s store.Store, nCertificates int) {
 	if err := s.RecordDecisions(ctx, recs); err != nil {
 		t.Fatal(err)
 	}
+	fillRAs(t, s)
+}
+
+// fillRAs creates the enrolment tokens and, by redeeming some of them,
+// the RAs. Times have sub-microsecond parts the stores drop.
+func fillRAs(t *testing.T, s store.Store) {
+	t.Helper()
+	ctx := t.Context()
+	for i := range nRATokens {
+		tok := &core.RAToken{
+			ID: raTokenID(i), RAName: fmt.Sprintf("ra-%02d", i%6), SecretHash: raSecretHash(i),
+			CreatedAt: t0.Add(time.Duration(i)*time.Second + 789*time.Nanosecond),
+			ExpiresAt: t0.Add(48*time.Hour + 1*time.Nanosecond),
+		}
+		switch i % 3 {
+		case 0:
+			tok.Provisioners = []string{"acme", "ra-only"}
+		case 1:
+			tok.Provisioners = []string{"acme"}
+		}
+		if i == nRATokens-1 {
+			tok.ExpiresAt = t0.Add(-time.Hour)
+		}
+		if err := s.CreateRAToken(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range nRATokens {
+		if !usedTokens[i] {
+			continue
+		}
+		ra := &core.RA{CertSerial: fmt.Sprintf("%x", 0xabc00+i), CertNotAfter: t0.Add(30*24*time.Hour + 555*time.Nanosecond)}
+		if err := s.EnrolRA(ctx, raTokenID(i), raSecretHash(i), t0.Add(time.Duration(i)*time.Minute+321*time.Nanosecond), ra); err != nil {
+			t.Fatalf("EnrolRA %s: %v", raTokenID(i), err)
+		}
+	}
+	ra, err := s.GetRA(ctx, "ra-02")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra.DisabledAt = t0.Add(3*time.Hour + 999*time.Nanosecond)
+	if err := s.UpdateRA(ctx, ra); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func checksums(t *testing.T, s migrate.Source) map[string]migrate.TableResult {
@@ -294,6 +353,69 @@ func sameBehaviour(t *testing.T, a, b store.Store) {
 	if !errors.Is(err, store.ErrEABUnusable) {
 		t.Fatalf("binding an already bound key after migration: %v", err)
 	}
+	sameRAs(t, a, b)
+}
+
+// sameRAs checks the RA registry of b against a's, through the CA's
+// interface, without changing b: the RAs keep their provisioners, state
+// and versions, used tokens stay used and unused ones keep their secret.
+func sameRAs(t *testing.T, a, b store.Store) {
+	t.Helper()
+	ctx := t.Context()
+	ra, err := a.ListRAs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := b.ListRAs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ra) != nRAs || len(rb) != nRAs {
+		t.Fatalf("ListRAs: %d and %d RAs, want %d", len(ra), len(rb), nRAs)
+	}
+	for i := range ra {
+		x, y := ra[i], rb[i]
+		if x.Name != y.Name || !slices.Equal(x.Provisioners, y.Provisioners) || !x.DisabledAt.Equal(y.DisabledAt) ||
+			!x.EnrolledAt.Equal(y.EnrolledAt) || x.CertSerial != y.CertSerial || !x.CertNotAfter.Equal(y.CertNotAfter) ||
+			!x.CreatedAt.Equal(y.CreatedAt) || x.Version != y.Version {
+			t.Fatalf("RA %d: %+v vs %+v", i, x, y)
+		}
+	}
+	if r, err := b.GetRA(ctx, "ra-00"); err != nil || r.Version != 2 || !r.DisabledAt.IsZero() || r.CertSerial != "abc06" ||
+		!slices.Equal(r.Provisioners, []string{"acme", "ra-only"}) {
+		t.Fatalf("RA enrolled twice: %+v, %v; want version 2, enabled, the second certificate", r, err)
+	}
+	if r, err := b.GetRA(ctx, "ra-02"); err != nil || r.Version != 2 || r.DisabledAt.IsZero() {
+		t.Fatalf("disabled RA: %+v, %v; want version 2, disabled", r, err)
+	}
+	if r, err := b.GetRA(ctx, "ra-01"); err != nil || r.Version != 1 || !slices.Equal(r.Provisioners, []string{"acme"}) {
+		t.Fatalf("RA ra-01: %+v, %v", r, err)
+	}
+	for i := range nRATokens {
+		x, err := a.GetRAToken(ctx, raTokenID(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		y, err := b.GetRAToken(ctx, raTokenID(i))
+		if err != nil {
+			t.Fatalf("token %s after migration: %v", raTokenID(i), err)
+		}
+		if x.RAName != y.RAName || !slices.Equal(x.Provisioners, y.Provisioners) || !slices.Equal(y.SecretHash, raSecretHash(i)) ||
+			!x.CreatedAt.Equal(y.CreatedAt) || !x.ExpiresAt.Equal(y.ExpiresAt) || !x.UsedAt.Equal(y.UsedAt) {
+			t.Fatalf("token %d: %+v vs %+v", i, x, y)
+		}
+		if y.UsedAt.IsZero() == usedTokens[i] {
+			t.Fatalf("token %d: used at %v, want used %v", i, y.UsedAt, usedTokens[i])
+		}
+	}
+	// A used token cannot enrol again on the target; failed redemptions
+	// change nothing.
+	if err := b.EnrolRA(ctx, raTokenID(0), raSecretHash(0), t0, &core.RA{CertSerial: "ff"}); !errors.Is(err, store.ErrTokenUnusable) {
+		t.Fatalf("redeeming a used token after migration: %v, want ErrTokenUnusable", err)
+	}
+	if err := b.EnrolRA(ctx, raTokenID(nRATokens-1), raSecretHash(nRATokens-1), t0, &core.RA{CertSerial: "ff"}); !errors.Is(err, store.ErrTokenUnusable) {
+		t.Fatalf("redeeming an expired token after migration: %v, want ErrTokenUnusable", err)
+	}
 }
 
 func TestSQLiteToPostgres(t *testing.T) {
@@ -308,7 +430,10 @@ func TestSQLiteToPostgres(t *testing.T) {
 		t.Fatalf("Copy: %v", err)
 	}
 	want := map[string]int64{"accounts": nAccounts + 10, "orders": nOrders, "authorizations": 2 * nOrders,
-		"certificates": nCertificates, "eab_keys": nEAB, "decisions": nDecisions}
+		"certificates": nCertificates, "eab_keys": nEAB, "decisions": nDecisions, "ras": nRAs, "ra_tokens": nRATokens}
+	if len(res) != len(want) {
+		t.Fatalf("Copy: %d tables, want %d: %+v", len(res), len(want), res)
+	}
 	for _, r := range res {
 		if r.Rows != want[r.Table] {
 			t.Errorf("%s: copied %d rows, want %d", r.Table, r.Rows, want[r.Table])
@@ -340,6 +465,21 @@ func TestSQLiteToPostgres(t *testing.T) {
 	if cb := checksums(t, back); !mapsEqual(cb, cs) {
 		t.Fatalf("round trip changed the data:\n%v\n%v", cb, cs)
 	}
+	sameRAs(t, src, back)
+
+	// An outstanding token still enrols its RA, once, on the copy of the
+	// copy; the RA enrolled only after migration is a new one.
+	i := 5 // ra-05: never enrolled before
+	ra := &core.RA{CertSerial: "beef", CertNotAfter: t0.Add(time.Hour)}
+	if err := back.EnrolRA(ctx, raTokenID(i), raSecretHash(i), t0.Add(time.Hour), ra); err != nil {
+		t.Fatalf("redeeming an unused token after migration: %v", err)
+	}
+	if ra.Name != "ra-05" || ra.Version != 1 || len(ra.Provisioners) != 0 || !ra.CreatedAt.Equal(t0.Add(time.Hour).Truncate(time.Microsecond)) {
+		t.Fatalf("RA enrolled after migration: %+v", ra)
+	}
+	if err := back.EnrolRA(ctx, raTokenID(i), raSecretHash(i), t0.Add(time.Hour), &core.RA{}); !errors.Is(err, store.ErrTokenUnusable) {
+		t.Fatalf("second redemption: %v, want ErrTokenUnusable", err)
+	}
 }
 
 func mapsEqual(a, b map[string]migrate.TableResult) bool {
@@ -366,6 +506,9 @@ func (l *lossy) ImportRows(ctx context.Context, fill func(put func(string, any) 
 			if c, ok := row.(*core.Certificate); ok && c.ID == l.drop {
 				return nil
 			}
+			if tok, ok := row.(*core.RAToken); ok && tok.ID == l.drop {
+				return nil
+			}
 			return put(table, row)
 		})
 	})
@@ -381,9 +524,17 @@ func TestVerificationCatchesLoss(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	dst := &lossy{backend: openSQLite(t, filepath.Join(dir, "dst.db")), drop: "c1"}
-	if _, err := migrate.Copy(ctx, src, dst); !errors.Is(err, migrate.ErrMismatch) {
-		t.Fatalf("Copy into a lossy target: %v, want ErrMismatch", err)
+	for i := range 2 {
+		tok := &core.RAToken{ID: fmt.Sprintf("t%d", i), RAName: "ra", SecretHash: raSecretHash(i), ExpiresAt: t0}
+		if err := src.CreateRAToken(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, drop := range []string{"c1", "t1"} {
+		dst := &lossy{backend: openSQLite(t, filepath.Join(dir, "dst-"+drop+".db")), drop: drop}
+		if _, err := migrate.Copy(ctx, src, dst); !errors.Is(err, migrate.ErrMismatch) {
+			t.Fatalf("Copy into a target losing %s: %v, want ErrMismatch", drop, err)
+		}
 	}
 }
 

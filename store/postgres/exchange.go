@@ -14,9 +14,9 @@ import (
 // the core types, so that two backends with different column encodings
 // exchange and compare them.
 
-// exportQueries list each table in its's canonical order: insertion order (seq) where
+// exportQueries list each table in its canonical order: insertion order (seq) where
 // it is part of the contract (ListOrderIDs, ListEABKeys, ListDecisions),
-// else the ID in byte order. COLLATE "C" makes it byte order whatever the
+// else the ID (an RA's name) in byte order. COLLATE "C" makes it byte order whatever the
 // database's collation, so that both backends list rows alike.
 var exportQueries = map[string]string{
 	"accounts":       `SELECT ` + accountCols + ` FROM accounts ORDER BY id COLLATE "C"`,
@@ -25,6 +25,8 @@ var exportQueries = map[string]string{
 	"certificates":   `SELECT ` + certCols + ` FROM certificates ORDER BY id COLLATE "C"`,
 	"eab_keys":       `SELECT ` + eabCols + ` FROM eab_keys ORDER BY seq`,
 	"decisions":      `SELECT ` + decisionCols + ` FROM decisions ORDER BY seq`,
+	"ras":            `SELECT ` + raCols + ` FROM ras ORDER BY name COLLATE "C"`,
+	"ra_tokens":      `SELECT ` + raTokenCols + ` FROM ra_tokens ORDER BY id COLLATE "C"`,
 }
 
 // ExportRows calls fn with every row of table, in its canonical order.
@@ -58,6 +60,10 @@ func (s *Store) ExportRows(ctx context.Context, table string, fn func(row any) e
 			v, err = scanEAB(rows)
 		case "decisions":
 			v, err = scanDecision(rows)
+		case "ras":
+			v, err = scanRA(rows)
+		case "ra_tokens":
+			v, err = scanRAToken(rows)
 		}
 		if err != nil {
 			return mapErr(ctx, err)
@@ -93,13 +99,16 @@ const (
 	sqlImportCert     = `INSERT INTO certificates (` + certCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`
 	sqlImportEAB      = `INSERT INTO eab_keys (` + eabCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
 	sqlImportDecision = sqlInsertDecision
+	sqlImportRA       = `INSERT INTO ras (` + raCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+	sqlImportRAToken  = `INSERT INTO ra_tokens (` + raTokenCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7)`
 )
 
 // ImportRows runs fill in one transaction; each row it puts is inserted
 // exactly as given (IDs, versions, times, bindings). Rows must come in
 // an order that satisfies the references (accounts, orders,
-// authorizations, certificates, EAB keys, decisions) and, for tables kept
-// in insertion order, in that order. Any error rolls everything back.
+// authorizations, certificates, EAB keys, decisions, RAs, RA tokens) and,
+// for tables kept in insertion order, in that order. Any error rolls
+// everything back.
 func (s *Store) ImportRows(ctx context.Context, fill func(put func(table string, row any) error) error) error {
 	return s.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		b := &pgx.Batch{}
@@ -187,6 +196,24 @@ func importArgs(table string, row any) (string, []any, error) {
 			}
 			return sqlImportDecision, []any{r.ID, ts(r.Time), r.Stage, r.Provisioner, r.AccountID, r.EABKeyID,
 				idents, r.Allow, viols, int64(r.Lifetime), r.Revision, int64(r.EvalTime), r.Error, r.RA, r.Node}, nil
+		}
+	case *core.RA:
+		if table == "ras" {
+			provs, err := jsonb(orEmpty(r.Provisioners))
+			if err != nil {
+				return "", nil, err
+			}
+			return sqlImportRA, []any{r.Name, provs, ts(r.DisabledAt), ts(r.EnrolledAt), r.CertSerial,
+				ts(r.CertNotAfter), ts(r.CreatedAt), r.Version}, nil
+		}
+	case *core.RAToken:
+		if table == "ra_tokens" {
+			provs, err := jsonb(orEmpty(r.Provisioners))
+			if err != nil {
+				return "", nil, err
+			}
+			return sqlImportRAToken, []any{r.ID, r.RAName, provs, orEmpty(r.SecretHash), ts(r.CreatedAt),
+				ts(r.ExpiresAt), ts(r.UsedAt)}, nil
 		}
 	}
 	return "", nil, fmt.Errorf("postgres: import: a %T is not a row of table %q", row, table)

@@ -15,7 +15,8 @@ import (
 
 // exportQueries list each table in its canonical order: insertion order
 // (seq) where it is part of the contract (ListOrderIDs, ListEABKeys,
-// ListDecisions), else the ID in byte order (SQLite's BINARY collation).
+// ListDecisions), else the ID (an RA's name) in byte order (SQLite's BINARY
+// collation).
 var exportQueries = map[string]string{
 	"accounts":       `SELECT ` + accountCols + ` FROM accounts ORDER BY id`,
 	"orders":         `SELECT ` + orderCols + ` FROM orders ORDER BY seq`,
@@ -23,6 +24,8 @@ var exportQueries = map[string]string{
 	"certificates":   `SELECT ` + certCols + ` FROM certificates ORDER BY id`,
 	"eab_keys":       `SELECT ` + eabCols + ` FROM eab_keys ORDER BY seq`,
 	"decisions":      `SELECT ` + decCols + ` FROM decisions ORDER BY seq`,
+	"ras":            `SELECT ` + raCols + ` FROM ras ORDER BY name`,
+	"ra_tokens":      `SELECT ` + raTokenCols + ` FROM ra_tokens ORDER BY id`,
 }
 
 // ExportRows calls fn with every row of table, in its canonical order, from
@@ -55,6 +58,10 @@ func (s *Store) ExportRows(ctx context.Context, table string, fn func(row any) e
 			v, err = scanEAB(rows)
 		case "decisions":
 			v, err = scanDecision(rows)
+		case "ras":
+			v, err = scanRA(rows)
+		case "ra_tokens":
+			v, err = scanRAToken(rows)
 		}
 		if err != nil {
 			return err
@@ -87,6 +94,8 @@ var importQueries = map[string]string{
 	"certificates":   `INSERT INTO certificates (` + certCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	"eab_keys":       `INSERT INTO eab_keys (` + eabCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	"decisions":      `INSERT INTO decisions (` + decCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	"ras":            `INSERT INTO ras (` + raCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+	"ra_tokens":      `INSERT INTO ra_tokens (` + raTokenCols + `) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 }
 
 // ImportRows runs fill in one write transaction on the writer connection;
@@ -186,6 +195,24 @@ func importArgs(table string, row any) ([]any, error) {
 			}
 			return []any{r.ID, r.Time.UnixMicro(), r.Stage, r.Provisioner, r.AccountID, r.EABKeyID, idents,
 				r.Allow, viols, int64(r.Lifetime), r.Revision, int64(r.EvalTime), r.Error, r.RA, r.Node}, nil
+		}
+	case *core.RA:
+		if table == "ras" {
+			provs, err := jsonText(orEmpty(r.Provisioners))
+			if err != nil {
+				return nil, err
+			}
+			return []any{r.Name, provs, toMicros(r.DisabledAt), toMicros(r.EnrolledAt), r.CertSerial,
+				toMicros(r.CertNotAfter), toMicros(r.CreatedAt), r.Version}, nil
+		}
+	case *core.RAToken:
+		if table == "ra_tokens" {
+			provs, err := jsonText(orEmpty(r.Provisioners))
+			if err != nil {
+				return nil, err
+			}
+			return []any{r.ID, r.RAName, provs, orEmpty(r.SecretHash), toMicros(r.CreatedAt),
+				toMicros(r.ExpiresAt), toMicros(r.UsedAt)}, nil
 		}
 	}
 	return nil, fmt.Errorf("sqlite: import: a %T is not a row of table %q", row, table)
