@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -163,4 +164,34 @@ func samePub(a, b any) bool {
 	type eq interface{ Equal(crypto.PublicKey) bool }
 	k, ok := a.(eq)
 	return ok && k.Equal(b)
+}
+
+// init --kms refuses to overwrite keys that are already on the token;
+// --existing uses them (a second CA state, e.g. after losing the first).
+func TestHSMInitExistingKeys(t *testing.T) {
+	_, tokenURI := softhsmtest.NewToken(t, "policyca")
+	first, err := bootstrap.Init(bootstrap.Options{StateDir: t.TempDir() + "/a", Listen: "127.0.0.1:1", KMS: tokenURI})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bootstrap.Init(bootstrap.Options{StateDir: t.TempDir() + "/b", Listen: "127.0.0.1:1", KMS: tokenURI}); err == nil {
+		t.Fatal("init --kms overwrote (or duplicated) keys already on the token")
+	}
+	tc := startCAWith(t, func(o *bootstrap.Options) { o.KMS = tokenURI; o.Existing = true }, nil)
+	// The new state's intermediate certificate carries the key made by the
+	// first init.
+	a, err := pki.ReadPEMCerts(filepath.Join(filepath.Dir(first.Config), "certs", "intermediate.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := pki.ReadPEMCerts(tc.cfg.Path(tc.cfg.Issuer.Cert))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !samePub(a[0].PublicKey, b[0].PublicKey) {
+		t.Fatal("--existing did not use the key on the token")
+	}
+	c, _ := tc.legoClient(t)
+	tc.useHTTP01(t, c)
+	tc.verifyChain(t, obtain(t, c, "existing.internal").Certificate, "existing.internal")
 }
