@@ -184,7 +184,7 @@ func (s *Server) finishChallenge(ctx context.Context, authzID, challID string, v
 		return
 	}
 	if _, err := s.updateOrder(ctx, a.OrderID, func(o *core.Order) (bool, error) {
-		return s.advanceOrder(ctx, o)
+		return s.advanceOrderWith(ctx, o, a)
 	}); err != nil {
 		s.logger(ctx).Error("cannot advance order", "order", a.OrderID, "error", err)
 	}

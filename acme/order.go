@@ -258,12 +258,27 @@ func (s *Server) refreshOrder(ctx context.Context, o *core.Order) (*core.Order, 
 // advanceOrder applies orderState to o, loading its authorizations when
 // they matter; it reports whether o changed.
 func (s *Server) advanceOrder(ctx context.Context, o *core.Order) (bool, error) {
+	return s.advanceOrderWith(ctx, o, nil)
+}
+
+// advanceOrderWith is advanceOrder for a caller that has just saved known,
+// one of o's authorizations: when it is o's only one, it is used as saved
+// instead of being read back. That is as current as a read would be (the
+// authorization and the order are not updated in one transaction either
+// way), and every later read of the order (refreshOrder, finalize)
+// re-checks the authorizations from the store.
+func (s *Server) advanceOrderWith(ctx context.Context, o *core.Order, known *core.Authorization) (bool, error) {
 	if o.Status != core.StatusPending && o.Status != core.StatusReady {
 		return false, nil
 	}
-	authzs, err := s.store.GetAuthorizations(ctx, o.AuthzIDs)
-	if err != nil {
-		return false, storeError(err, "cannot load authorizations")
+	var authzs []*core.Authorization
+	if known != nil && len(o.AuthzIDs) == 1 && o.AuthzIDs[0] == known.ID {
+		authzs = []*core.Authorization{known}
+	} else {
+		var err error
+		if authzs, err = s.store.GetAuthorizations(ctx, o.AuthzIDs); err != nil {
+			return false, storeError(err, "cannot load authorizations")
+		}
 	}
 	st, e := orderState(o, authzs, s.now())
 	if st == o.Status {
