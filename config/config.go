@@ -426,17 +426,25 @@ func (c *Config) Validate() error {
 }
 
 // Path resolves a path from the file against the file's directory.
-func (c *Config) Path(p string) string {
-	if p == "" || filepath.IsAbs(p) || c.dir == "" {
-		return p
-	}
-	return filepath.Join(c.dir, p)
-}
+func (c *Config) Path(p string) string { return ResolvePath(c.dir, p) }
 
 // KeyURI resolves a relative file: key URI against the file's directory.
-func (c *Config) KeyURI(uri string) string {
+func (c *Config) KeyURI(uri string) string { return ResolveKeyURI(c.dir, uri) }
+
+// ResolvePath resolves a relative path against dir ("" leaves it as is).
+// Every policyca configuration file (CA, RA) resolves its paths this way.
+func ResolvePath(dir, p string) string {
+	if p == "" || filepath.IsAbs(p) || dir == "" {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
+// ResolveKeyURI resolves the path of a relative file: key URI against dir;
+// other URIs are returned unchanged.
+func ResolveKeyURI(dir, uri string) string {
 	if rest, ok := strings.CutPrefix(uri, "file:"); ok && !strings.HasPrefix(rest, "/") {
-		return "file:" + c.Path(rest)
+		return "file:" + ResolvePath(dir, rest)
 	}
 	return uri
 }

@@ -116,20 +116,10 @@ func (c *Config) validate() error {
 }
 
 // Path resolves p against the configuration's directory.
-func (c *Config) Path(p string) string {
-	if p == "" || filepath.IsAbs(p) || c.dir == "" {
-		return p
-	}
-	return filepath.Join(c.dir, p)
-}
+func (c *Config) Path(p string) string { return config.ResolvePath(c.dir, p) }
 
 // KeyURI resolves a relative file: key URI.
-func (c *Config) KeyURI(uri string) string {
-	if rest, ok := strings.CutPrefix(uri, "file:"); ok && !strings.HasPrefix(rest, "/") {
-		return "file:" + c.Path(rest)
-	}
-	return uri
-}
+func (c *Config) KeyURI(uri string) string { return config.ResolveKeyURI(c.dir, uri) }
 
 // BaseURL is the ACME base URL clients use.
 func (c *Config) BaseURL() string {
