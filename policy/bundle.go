@@ -311,6 +311,10 @@ type compiled struct {
 	pq       rego.PreparedEvalQuery
 	revision string
 	name     string
+	// raw is the .tar.gz as fetched from a URL (nil for a path source),
+	// so that the bundle in force can be handed on (to RAs) as it is,
+	// signatures included.
+	raw []byte
 }
 
 // compile prepares the decision query of b.

@@ -196,7 +196,18 @@ func (e *Engine) load(ctx context.Context) (*compiled, string, error) {
 	if err := c.smoke(ctx); err != nil {
 		return nil, "", fmt.Errorf("bundle %s (revision %q): smoke test: %w", src.name, c.revision, err)
 	}
+	c.raw = src.data
 	return c, etag, nil
+}
+
+// FetchedBundle returns the bundle in force as fetched from the URL (the
+// .tar.gz bytes, signatures included), or nil when the bundle comes from a
+// path or none is loaded.
+func (e *Engine) FetchedBundle() []byte {
+	if c := e.cur.Load(); c != nil {
+		return c.raw
+	}
+	return nil
 }
 
 // smokeInput is a fixed, plausible request; a bundle must produce a

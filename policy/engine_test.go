@@ -391,6 +391,10 @@ func TestURLBundleWithETag(t *testing.T) {
 	if err := e.Reload(ctx); err == nil || e.Revision() != "u-2" || e.LoadFailures() != 1 {
 		t.Fatalf("Reload: %v, revision %q", err, e.Revision())
 	}
+	// What is handed on (to RAs) is the bundle in force, not the refused one.
+	if !bytes.Equal(e.FetchedBundle(), b2.Bytes()) {
+		t.Fatal("FetchedBundle is not the bundle in force")
+	}
 }
 
 func TestEngineConfigErrors(t *testing.T) {

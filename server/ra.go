@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -47,6 +48,15 @@ func (s *Server) mountRAAPI(ctx context.Context, cfg *config.Config) error {
 			Website: p.Website, CAAIdentities: p.CAAIdentities}
 	}
 	var bundle raapi.BundleSource
+	if cfg.Policy.URL != "" {
+		// The bundle in force, exactly as the CA fetched and verified it.
+		bundle = func(context.Context) ([]byte, error) {
+			if b := s.policy.FetchedBundle(); b != nil {
+				return b, nil
+			}
+			return nil, errors.New("no policy bundle fetched yet")
+		}
+	}
 	if cfg.Policy.Bundle != "" {
 		bundle = bundleFile(cfg.Path(cfg.Policy.Bundle))
 	}
