@@ -160,17 +160,27 @@ type raNode struct {
 // enrolRA enrols and starts an RA that validates against the env's DNS
 // server and http-01 port.
 func (e *env) enrolRA(name string, provs ...string) *raNode {
+	e.t.Helper()
+	return e.enrolRAWith(name, nil, provs...)
+}
+
+// enrolRAWith is enrolRA with a say in the enrolment options.
+func (e *env) enrolRAWith(name string, mutate func(*ra.EnrollOptions), provs ...string) *raNode {
 	t := e.t
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := ra.Enroll(context.Background(), ra.EnrollOptions{
+	eo := ra.EnrollOptions{
 		Token: e.token(name, provs...), StateDir: filepath.Join(t.TempDir(), "ra-"+name), Listen: ln.Addr().String(),
 		Validation: config.Validation{HTTP01Port: e.httpPort, TLSALPN01Port: 443, Resolvers: []string{e.dns.Addr()},
 			Timeout: config.Duration(5 * time.Second)},
-	})
+	}
+	if mutate != nil {
+		mutate(&eo)
+	}
+	cfg, err := ra.Enroll(context.Background(), eo)
 	if err != nil {
 		t.Fatal(err)
 	}
