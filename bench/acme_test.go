@@ -17,6 +17,7 @@ import (
 	"github.com/policyca/policyca/bootstrap"
 	"github.com/policyca/policyca/config"
 	"github.com/policyca/policyca/internal/challtest"
+	"github.com/policyca/policyca/internal/testutil"
 	"github.com/policyca/policyca/server"
 )
 
@@ -27,16 +28,6 @@ type testCA struct {
 	dir   string
 	roots *x509.CertPool
 	srv   *server.Server
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func startCA(t testing.TB, validatePort int) *testCA {
@@ -53,7 +44,7 @@ func startCA(t testing.TB, validatePort int) *testCA {
 		StateDir:      filepath.Join(t.TempDir(), "state"),
 		Listen:        ln.Addr().String(),
 		HTTP01Port:    validatePort,
-		TLSALPN01Port: freePort(t),
+		TLSALPN01Port: testutil.FreePort(t),
 		Resolvers:     []string{dns.Addr()},
 	})
 	if err != nil {
@@ -129,7 +120,7 @@ func checkRun(t *testing.T, ca *testCA, res *ACMEResult, n int) {
 func TestRunAccountModes(t *testing.T) {
 	for _, mode := range []AccountMode{AccountsOne, AccountsPerOrder} {
 		t.Run(string(mode), func(t *testing.T) {
-			port := freePort(t)
+			port := testutil.FreePort(t)
 			ca := startCA(t, port)
 			res, err := Run(context.Background(), ACMEOptions{
 				DirectoryURL: ca.dir,
@@ -156,7 +147,7 @@ func TestRunAccountModes(t *testing.T) {
 // IP identifiers need the responder on each address the CA connects to;
 // 127.0.0.2 and 127.0.0.3 exercise that on loopback.
 func TestRunIPIdentifiers(t *testing.T) {
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	ca := startCA(t, port)
 	res, err := Run(context.Background(), ACMEOptions{
 		DirectoryURL: ca.dir,
@@ -186,14 +177,14 @@ func TestRunIPIdentifiers(t *testing.T) {
 // run completes, and every failure is in the histogram under the problem
 // type the CA sent.
 func TestRunValidationFailuresAreCounted(t *testing.T) {
-	ca := startCA(t, freePort(t)) // nothing listens there
+	ca := startCA(t, testutil.FreePort(t)) // nothing listens there
 	res, err := Run(context.Background(), ACMEOptions{
 		DirectoryURL: ca.dir,
 		Roots:        ca.roots,
 		N:            4,
 		Concurrency:  2,
 		Identifier:   "fail-{n}.localhost",
-		HTTP01Port:   freePort(t),
+		HTTP01Port:   testutil.FreePort(t),
 		Timeout:      2 * time.Minute,
 	})
 	if err != nil {
@@ -218,7 +209,7 @@ func TestRunValidationFailuresAreCounted(t *testing.T) {
 
 // The hard time limit ends the run with every issuance accounted for.
 func TestRunTimeLimit(t *testing.T) {
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	ca := startCA(t, port)
 	res, err := Run(context.Background(), ACMEOptions{
 		DirectoryURL: ca.dir,

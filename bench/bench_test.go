@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"github.com/policyca/policyca/internal/testutil"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ import (
 func BenchmarkRun(b *testing.B) {
 	for _, mode := range []AccountMode{AccountsOne, AccountsPerOrder} {
 		b.Run(string(mode), func(b *testing.B) {
-			port := freePort(b)
+			port := testutil.FreePort(b)
 			ca := startCA(b, port)
 			b.ResetTimer()
 			res, err := Run(context.Background(), ACMEOptions{

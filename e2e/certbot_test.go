@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/policyca/policyca/internal/challtest"
+	"github.com/policyca/policyca/internal/testutil"
 )
 
 // certbotPath is Debian's certbot. The test uses the packaged one on purpose:
@@ -134,8 +135,8 @@ func TestCertbot(t *testing.T) {
 	dns.SetDefaultA(netip.MustParseAddr("127.0.0.1"))
 
 	state := filepath.Join(t.TempDir(), "state")
-	listen := listenAddr(freePort(t))
-	http01 := freePort(t)
+	listen := listenAddr(testutil.FreePort(t))
+	http01 := testutil.FreePort(t)
 	res := runInit(t, bin, state, listen,
 		"--http01-port", strconv.Itoa(http01),
 		"--resolver", dns.Addr(),

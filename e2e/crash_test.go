@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/policyca/policyca/bench"
+	"github.com/policyca/policyca/internal/testutil"
 )
 
 // kill -9 of the CA in the middle of a burst of issuances: after a restart
@@ -22,9 +24,9 @@ func TestKillDuringIssuance(t *testing.T) {
 	t.Parallel()
 	bin := policycaBinary(t)
 	state := filepath.Join(t.TempDir(), "state")
-	listen := listenAddr(freePort(t))
-	http01 := freePort(t)
-	res := runInit(t, bin, state, listen, "--http01-port", itoa(http01))
+	listen := listenAddr(testutil.FreePort(t))
+	http01 := testutil.FreePort(t)
+	res := runInit(t, bin, state, listen, "--http01-port", strconv.Itoa(http01))
 	// Orders left in processing by the crash are declared lost after 1s
 	// (default 5m) so that the restart below recovers them at once.
 	setConfig(t, res.Config, "stale_processing", "1s")
@@ -160,7 +162,3 @@ func setConfig(t *testing.T, path, field string, value any) {
 		t.Fatal(err)
 	}
 }
-
-func itoa(i int) string { return string(json.Number(jsonInt(i))) }
-
-func jsonInt(i int) string { b, _ := json.Marshal(i); return string(b) }

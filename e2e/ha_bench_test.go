@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/policyca/policyca/internal/pgtest"
+	"github.com/policyca/policyca/internal/testutil"
 )
 
 // BenchmarkHA measures complete ACME issuances (`policyca bench acme`, 32
@@ -48,7 +49,7 @@ func newHAFixture(b *testing.B, shape string) *haFixture {
 	bin := policycaBinary(b)
 	proxy := newRRProxy(b)
 	state := filepath.Join(b.TempDir(), "state")
-	http01 := freePort(b)
+	http01 := testutil.FreePort(b)
 	args := []string{"init", "--state", state, "--listen", "127.0.0.1:1", "--json",
 		"--external-url", fmt.Sprintf("https://127.0.0.1:%d", proxy.port()), "--http01-port", fmt.Sprint(http01)}
 	if shape != "sqlite-1node" {
@@ -65,7 +66,7 @@ func newHAFixture(b *testing.B, shape string) *haFixture {
 	pool, _ := rootPool(b, res.Root)
 	var listens []string
 	for range nodes {
-		listen := listenAddr(freePort(b))
+		listen := listenAddr(testutil.FreePort(b))
 		p := startNode(b, bin, state, listen)
 		waitHealthy(b, p, httpsClient(pool), listen)
 		listens = append(listens, listen)

@@ -106,19 +106,6 @@ func goTool() string {
 	return "go"
 }
 
-// freePort returns a loopback TCP port that was free a moment ago. The child
-// process binds it later, so there is a small window for a collision; the
-// alternative (passing listeners to children) would need support in the CLI.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // initResult is what `policyca init --json` prints.
 type initResult struct {
 	DirectoryURL string `json:"directory_url"`

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"github.com/policyca/policyca/internal/testutil"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -18,7 +19,7 @@ func TestInitJSONAndServe(t *testing.T) {
 	bin := policycaBinary(t)
 
 	state := filepath.Join(t.TempDir(), "state")
-	listen := listenAddr(freePort(t))
+	listen := listenAddr(testutil.FreePort(t))
 	res := runInit(t, bin, state, listen)
 
 	if want := "https://" + listen + "/"; !strings.HasPrefix(res.DirectoryURL, want) {

@@ -31,6 +31,7 @@ import (
 	"github.com/policyca/policyca/core"
 	"github.com/policyca/policyca/internal/challtest"
 	"github.com/policyca/policyca/internal/pgtest"
+	"github.com/policyca/policyca/internal/testutil"
 	"github.com/policyca/policyca/store/postgres"
 )
 
@@ -115,7 +116,7 @@ func TestMultiNodePostgres(t *testing.T) {
 	dns := challtest.NewDNSServer(t)
 	dns.SetDefaultA(netip.MustParseAddr("127.0.0.1"))
 	state := t.TempDir() + "/state"
-	listenA, listenB := listenAddr(freePort(t)), listenAddr(freePort(t))
+	listenA, listenB := listenAddr(testutil.FreePort(t)), listenAddr(testutil.FreePort(t))
 	external := fmt.Sprintf("https://127.0.0.1:%d", proxy.port())
 
 	res := runInit(t, bin, state, listenA, "--db", dbURL, "--external-url", external,

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/policyca/policyca/internal/challtest"
+	"github.com/policyca/policyca/internal/testutil"
 	"github.com/policyca/policyca/softhsm/softhsmtest"
 )
 
@@ -39,8 +40,8 @@ func TestHSMInitWithCertbot(t *testing.T) {
 	dns := challtest.NewDNSServer(t)
 	dns.SetDefaultA(netip.MustParseAddr("127.0.0.1"))
 	state := filepath.Join(t.TempDir(), "state")
-	listen := listenAddr(freePort(t))
-	http01 := freePort(t)
+	listen := listenAddr(testutil.FreePort(t))
+	http01 := testutil.FreePort(t)
 	// The PIN from a file, as an operator would give it.
 	uri := strings.Replace(tokenURI, "pin-value="+softhsmtest.UserPIN, "pin-source=file:"+softhsmtest.PINFile(conf), 1)
 	res := runInit(t, bin, state, listen, "--http01-port", strconv.Itoa(http01), "--resolver", dns.Addr(), "--kms", uri)
@@ -97,8 +98,8 @@ func TestEABWithCertbot(t *testing.T) {
 	dns := challtest.NewDNSServer(t)
 	dns.SetDefaultA(netip.MustParseAddr("127.0.0.1"))
 	state := filepath.Join(t.TempDir(), "state")
-	listen := listenAddr(freePort(t))
-	http01 := freePort(t)
+	listen := listenAddr(testutil.FreePort(t))
+	http01 := testutil.FreePort(t)
 	res := runInit(t, bin, state, listen, "--http01-port", strconv.Itoa(http01), "--resolver", dns.Addr())
 	policyca(t, bin, "provisioner", "add", "teams", "--require-eab", "--http01-port", strconv.Itoa(http01),
 		"--resolver", dns.Addr(), "--state", state)

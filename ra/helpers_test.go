@@ -2,20 +2,17 @@ package ra_test
 
 import (
 	"context"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +24,7 @@ import (
 	"github.com/policyca/policyca/bootstrap"
 	"github.com/policyca/policyca/config"
 	"github.com/policyca/policyca/internal/challtest"
+	"github.com/policyca/policyca/internal/testutil"
 	"github.com/policyca/policyca/ra"
 	"github.com/policyca/policyca/raapi"
 	"github.com/policyca/policyca/server"
@@ -47,32 +45,11 @@ type env struct {
 	httpPort int
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-type tbWriter struct{ t testing.TB }
-
-func (w tbWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tbWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
 func newEnv(t *testing.T, mutate func(*config.Config)) *env {
 	t.Helper()
-	e := &env{t: t, dns: challtest.NewDNSServer(t), httpPort: freePort(t)}
+	e := &env{t: t, dns: challtest.NewDNSServer(t), httpPort: testutil.FreePort(t)}
 	e.dns.SetDefaultA(netip.MustParseAddr("127.0.0.1"))
-	e.addr = "127.0.0.1:" + strconv.Itoa(freePort(t))
+	e.addr = "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))
 	e.state = filepath.Join(t.TempDir(), "ca")
 	res, err := bootstrap.Init(bootstrap.Options{StateDir: e.state, Listen: e.addr})
 	if err != nil {
@@ -105,7 +82,7 @@ func (e *env) start() {
 	t := e.t
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, e.cfg, testLogger(t))
+	srv, err := server.New(ctx, e.cfg, testutil.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +162,7 @@ func (e *env) enrolRAWith(name string, mutate func(*ra.EnrollOptions), provs ...
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n, err := ra.NewNode(ctx, cfg, testLogger(t))
+	n, err := ra.NewNode(ctx, cfg, testutil.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,22 +184,13 @@ func (e *env) pool() *x509.CertPool {
 	return p
 }
 
-type legoUser struct {
-	key crypto.PrivateKey
-	reg *registration.Resource
-}
-
-func (u *legoUser) GetEmail() string                        { return "" }
-func (u *legoUser) GetRegistration() *registration.Resource { return u.reg }
-func (u *legoUser) GetPrivateKey() crypto.PrivateKey        { return u.key }
-
 // lego returns a lego client for a directory, registered (with EAB if
 // kid is set), solving http-01 on the env's port.
 func (e *env) lego(dir, kid, hmac string) *lego.Client {
 	t := e.t
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	u := &legoUser{key: key}
+	u := &testutil.LegoUser{Key: key}
 	lc := lego.NewConfig(u)
 	lc.CADirURL = dir
 	lc.HTTPClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.pool()}}}
@@ -240,7 +208,7 @@ func (e *env) lego(dir, kid, hmac string) *lego.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u.reg = reg
+	u.Reg = reg
 	if err := c.Challenge.SetHTTP01Provider(http01.NewProviderServer("127.0.0.1", strconv.Itoa(e.httpPort))); err != nil {
 		t.Fatal(err)
 	}

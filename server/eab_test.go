@@ -24,6 +24,7 @@ import (
 	"github.com/policyca/policyca/admin"
 	"github.com/policyca/policyca/config"
 	"github.com/policyca/policyca/core"
+	"github.com/policyca/policyca/internal/testutil"
 	"github.com/policyca/policyca/pki"
 	"github.com/policyca/policyca/signer/soft"
 )
@@ -91,7 +92,7 @@ func TestEABWithLego(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.user.reg = reg
+	c.user.Reg = reg
 	tc.useHTTP01(t, c.Client)
 	res := obtain(t, c.Client, "web-17.eng.internal")
 	tc.verifyChain(t, res.Certificate, "web-17.eng.internal")
@@ -208,14 +209,14 @@ func TestAdminAPIRequiresAdminCertificate(t *testing.T) {
 
 type legoClientAt struct {
 	*lego.Client
-	user *legoUser
+	user *testutil.LegoUser
 }
 
 // legoClientAt is a lego client for a directory, not yet registered.
 func (tc *testCA) legoClientAt(t *testing.T, dir string) legoClientAt {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	u := &legoUser{key: key}
+	u := &testutil.LegoUser{Key: key}
 	lc := lego.NewConfig(u)
 	lc.CADirURL = dir
 	lc.HTTPClient = tc.httpClient()

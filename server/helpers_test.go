@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -10,13 +9,11 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -30,6 +27,7 @@ import (
 	"github.com/policyca/policyca/bootstrap"
 	"github.com/policyca/policyca/config"
 	"github.com/policyca/policyca/internal/challtest"
+	"github.com/policyca/policyca/internal/testutil"
 )
 
 // testCA is a CA node started in-process on loopback, as `policyca init`
@@ -46,16 +44,6 @@ type testCA struct {
 	resp     *challtest.HTTP01Responder // set by tests that answer http-01 themselves
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 func startCA(t testing.TB, mutate func(*config.Config)) *testCA {
 	t.Helper()
 	return startCAWith(t, nil, mutate)
@@ -66,7 +54,7 @@ func startCAWith(t testing.TB, initOpts func(*bootstrap.Options), mutate func(*c
 	t.Helper()
 	dns := challtest.NewDNSServer(t)
 	dns.SetDefaultA(netip.MustParseAddr("127.0.0.1"))
-	tc := &testCA{dns: dns, httpPort: freePort(t), alpnPort: freePort(t)}
+	tc := &testCA{dns: dns, httpPort: testutil.FreePort(t), alpnPort: testutil.FreePort(t)}
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -100,7 +88,7 @@ func startCAWith(t testing.TB, initOpts func(*bootstrap.Options), mutate func(*c
 	}
 	tc.cfg = cfg
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := New(ctx, cfg, testLogger(t))
+	srv, err := New(ctx, cfg, testutil.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,24 +116,15 @@ func (tc *testCA) httpClient() *http.Client {
 	}
 }
 
-type legoUser struct {
-	key crypto.PrivateKey
-	reg *registration.Resource
-}
-
-func (u *legoUser) GetEmail() string                        { return "" }
-func (u *legoUser) GetRegistration() *registration.Resource { return u.reg }
-func (u *legoUser) GetPrivateKey() crypto.PrivateKey        { return u.key }
-
 // legoClient registers a new account with lego and sets up all three
 // challenge solvers against the test CA's ports and DNS server.
-func (tc *testCA) legoClient(t *testing.T) (*lego.Client, *legoUser) {
+func (tc *testCA) legoClient(t *testing.T) (*lego.Client, *testutil.LegoUser) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := &legoUser{key: key}
+	u := &testutil.LegoUser{Key: key}
 	lc := lego.NewConfig(u)
 	lc.CADirURL = tc.dir
 	lc.HTTPClient = tc.httpClient()
@@ -157,7 +136,7 @@ func (tc *testCA) legoClient(t *testing.T) (*lego.Client, *legoUser) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u.reg = reg
+	u.Reg = reg
 	return c, u
 }
 
@@ -227,16 +206,4 @@ func obtain(t *testing.T, c *lego.Client, names ...string) *certificate.Resource
 		t.Fatalf("obtain %v: %v", names, err)
 	}
 	return res
-}
-
-type tbWriter struct{ t testing.TB }
-
-func (w tbWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-// testLogger sends the node's logs to the test log (shown on failure or -v).
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tbWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

@@ -2,12 +2,13 @@ package server
 
 import (
 	"context"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"encoding/pem"
+	"errors"
+	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +16,7 @@ import (
 	xacme "golang.org/x/crypto/acme"
 
 	"github.com/go-acme/lego/v4/certificate"
-	"github.com/go-acme/lego/v4/registration"
+	"github.com/go-acme/lego/v4/lego"
 )
 
 // The tests in this file drive the real HTTPS server with lego, the Go ACME
@@ -26,21 +27,21 @@ func TestLegoIssuanceEachChallenge(t *testing.T) {
 	tc := startCA(t, nil)
 	tests := []struct {
 		name  string
-		setup func(*testing.T, *testCA, *legoClientT)
+		setup func(*testing.T, *testCA, *lego.Client)
 		ids   []string
 	}{
-		{"http-01 dns name", func(t *testing.T, tc *testCA, c *legoClientT) { tc.useHTTP01(t, c.Client) }, []string{"web.internal"}},
-		{"http-01 two names", func(t *testing.T, tc *testCA, c *legoClientT) { tc.useHTTP01(t, c.Client) }, []string{"a.internal", "b.lan"}},
-		{"http-01 ipv4", func(t *testing.T, tc *testCA, c *legoClientT) { tc.useHTTP01(t, c.Client) }, []string{"127.0.0.1"}},
-		{"tls-alpn-01 dns name", func(t *testing.T, tc *testCA, c *legoClientT) { tc.useTLSALPN01(t, c.Client) }, []string{"alpn.internal"}},
-		{"tls-alpn-01 ipv4", func(t *testing.T, tc *testCA, c *legoClientT) { tc.useTLSALPN01(t, c.Client) }, []string{"127.0.0.1"}},
-		{"dns-01 dns name", func(t *testing.T, tc *testCA, c *legoClientT) { tc.useDNS01(t, c.Client) }, []string{"dns.internal"}},
-		{"dns-01 wildcard", func(t *testing.T, tc *testCA, c *legoClientT) { tc.useDNS01(t, c.Client) }, []string{"*.wild.internal"}},
+		{"http-01 dns name", func(t *testing.T, tc *testCA, c *lego.Client) { tc.useHTTP01(t, c) }, []string{"web.internal"}},
+		{"http-01 two names", func(t *testing.T, tc *testCA, c *lego.Client) { tc.useHTTP01(t, c) }, []string{"a.internal", "b.lan"}},
+		{"http-01 ipv4", func(t *testing.T, tc *testCA, c *lego.Client) { tc.useHTTP01(t, c) }, []string{"127.0.0.1"}},
+		{"tls-alpn-01 dns name", func(t *testing.T, tc *testCA, c *lego.Client) { tc.useTLSALPN01(t, c) }, []string{"alpn.internal"}},
+		{"tls-alpn-01 ipv4", func(t *testing.T, tc *testCA, c *lego.Client) { tc.useTLSALPN01(t, c) }, []string{"127.0.0.1"}},
+		{"dns-01 dns name", func(t *testing.T, tc *testCA, c *lego.Client) { tc.useDNS01(t, c) }, []string{"dns.internal"}},
+		{"dns-01 wildcard", func(t *testing.T, tc *testCA, c *lego.Client) { tc.useDNS01(t, c) }, []string{"*.wild.internal"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, _ := tc.legoClient(t)
-			tt.setup(t, tc, &legoClientT{c})
+			tt.setup(t, tc, c)
 			res := obtain(t, c, tt.ids...)
 			leaf := tc.verifyChain(t, res.Certificate, strings.Replace(tt.ids[0], "*", "x", 1))
 			if got := len(leaf.DNSNames) + len(leaf.IPAddresses); got != len(tt.ids) {
@@ -113,11 +114,11 @@ func TestLegoRevocationByAccountKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var buf strings.Builder
-	if _, err := ioCopy(&buf, resp.Body); err != nil {
+	der, err := io.ReadAll(resp.Body)
+	if err != nil {
 		t.Fatal(err)
 	}
-	crl, err := x509.ParseRevocationList([]byte(buf.String()))
+	crl, err := x509.ParseRevocationList(der)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,12 +207,12 @@ func TestKeyRolloverAndDeactivation(t *testing.T) {
 	}
 	err = xc.AccountKeyRollover(ctx, otherKey)
 	var ae *xacme.Error
-	if !asACMEError(err, &ae) || ae.StatusCode != 409 {
+	if !errors.As(err, &ae) || ae.StatusCode != 409 {
 		t.Fatalf("rollover onto another account's key: %v, want 409", err)
 	}
 
 	// Deactivation through lego; the account can do nothing afterwards.
-	c, u := tc.legoClient(t)
+	c, _ := tc.legoClient(t)
 	if err := c.Registration.DeleteRegistration(); err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +223,6 @@ func TestKeyRolloverAndDeactivation(t *testing.T) {
 	if _, err := c.Registration.QueryRegistration(); err == nil {
 		t.Fatal("deactivated account still queryable as valid")
 	}
-	_ = u
 }
 
 func TestConcurrentOrdersOneAccount(t *testing.T) {
@@ -237,7 +237,7 @@ func TestConcurrentOrdersOneAccount(t *testing.T) {
 	errs := make(chan error, n)
 	for i := range n {
 		go func() {
-			name := "c" + strings.Repeat("x", i%5) + itoa(i) + ".internal"
+			name := "c" + strings.Repeat("x", i%5) + strconv.Itoa(i) + ".internal"
 			errs <- issueDNS01(ctx, tc, xc, name)
 		}()
 	}
@@ -285,17 +285,6 @@ func issueDNS01(ctx context.Context, tc *testCA, xc *xacme.Client, name string) 
 	if err != nil {
 		return err
 	}
-	ders, _, err := xc.CreateOrderCert(ctx, order.FinalizeURL, csr, true)
-	if err != nil {
-		return err
-	}
-	var buf []byte
-	for _, d := range ders {
-		buf = append(buf, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: d})...)
-	}
-	_ = buf
-	return nil
+	_, _, err = xc.CreateOrderCert(ctx, order.FinalizeURL, csr, true)
+	return err
 }
-
-var _ crypto.Signer = (*ecdsa.PrivateKey)(nil)
-var _ = registration.RegisterOptions{}

@@ -10,10 +10,11 @@ import (
 	"github.com/go-acme/lego/v4/certificate"
 
 	"github.com/policyca/policyca/config"
+	"github.com/policyca/policyca/internal/testutil"
 )
 
 func TestMetricsAfterIssuanceAndRefusal(t *testing.T) {
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	tc := startCA(t, func(c *config.Config) {
 		c.Metrics = &config.Metrics{Listen: "127.0.0.1:" + strconv.Itoa(port), Pprof: true}
 	})

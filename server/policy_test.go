@@ -164,7 +164,7 @@ func TestPolicyAccountLayerFromEAB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.user.reg = reg
+	c.user.Reg = reg
 	tc.useHTTP01(t, c.Client)
 	res := obtain(t, c.Client, "a.web-17.internal")
 	tc.verifyChain(t, res.Certificate, "a.web-17.internal")
