@@ -40,3 +40,36 @@ func (s *Server) RecoverStaleOrders(ctx context.Context, olderThan time.Duration
 	}
 	return n, nil
 }
+
+// RecoveryInterval is how often SweepStaleOrders looks for stale orders.
+const RecoveryInterval = time.Minute
+
+// SweepStaleOrders runs RecoverStaleOrders once, then again every
+// RecoveryInterval in the background until ctx is done: every process that
+// serves ACME (a CA node, an RA) ends the orders a crash left in
+// processing, before it serves and while it runs. It returns after the
+// first sweep.
+func (s *Server) SweepStaleOrders(ctx context.Context, olderThan time.Duration) {
+	sweep := func() {
+		n, err := s.RecoverStaleOrders(ctx, olderThan)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Error("recovering stale orders", "err", err)
+		case n > 0:
+			s.log.Warn("orders left in processing marked invalid", "count", n)
+		}
+	}
+	sweep()
+	go func() {
+		t := time.NewTicker(RecoveryInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				sweep()
+			}
+		}
+	}()
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/policyca/policyca/acme"
 	"github.com/policyca/policyca/acme/nonce"
 	"github.com/policyca/policyca/core"
+	"github.com/policyca/policyca/internal/httpserve"
 	"github.com/policyca/policyca/pki"
 	"github.com/policyca/policyca/policy"
 	"github.com/policyca/policyca/signer"
@@ -216,29 +217,13 @@ func (n *Node) Serve(ctx context.Context, ln net.Listener) error {
 		WriteTimeout: 90 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
 		ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
 	}
-	if c, err := n.acme.RecoverStaleOrders(ctx, 5*time.Minute); err == nil && c > 0 {
-		n.log.Warn("orders left in processing by a previous run marked invalid", "count", c)
-	}
 	bg, stop := context.WithCancel(ctx)
 	defer stop()
+	n.acme.SweepStaleOrders(bg, 5*time.Minute)
 	go n.policy.Watch(bg)
 	go n.loop(bg)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	n.log.Info("RA serving", "listen", ln.Addr().String(), "base_url", n.cfg.BaseURL(), "ca", n.cfg.CAURL)
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	err := srv.Shutdown(sctx)
-	n.acme.Close()
-	if e := <-errc; !errors.Is(e, http.ErrServerClosed) && err == nil {
-		err = e
-	}
-	return err
+	return httpserve.RunTLS(ctx, srv, ln, 15*time.Second, n.acme.Close)
 }
 
 // loop fetches the bundle every poll interval and renews certificates

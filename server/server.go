@@ -22,6 +22,7 @@ import (
 	"github.com/policyca/policyca/ca"
 	"github.com/policyca/policyca/config"
 	"github.com/policyca/policyca/eab"
+	"github.com/policyca/policyca/internal/httpserve"
 	"github.com/policyca/policyca/metrics"
 	"github.com/policyca/policyca/pki"
 	"github.com/policyca/policyca/policy"
@@ -305,14 +306,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.httpSrv = srv
 	s.mu.Unlock()
 
-	if n, err := s.acme.RecoverStaleOrders(ctx, staleAfter(s.cfg)); err != nil {
-		s.log.Error("recovering stale orders", "err", err)
-	} else if n > 0 {
-		s.log.Warn("orders left in processing by a previous run marked invalid", "count", n)
-	}
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	defer stopSweep()
-	go s.sweep(sweepCtx)
+	s.acme.SweepStaleOrders(sweepCtx, staleAfter(s.cfg))
 	if s.pruneNonces != nil {
 		go s.pruneNonces(sweepCtx)
 	}
@@ -328,38 +324,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		defer msrv.Close()
 		s.log.Info("serving metrics", "listen", mln.Addr().String(), "pprof", m.Pprof)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	s.log.Info("serving", "listen", ln.Addr().String(), "base_url", s.cfg.BaseURL())
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout.D())
-	defer cancel()
-	s.log.Info("shutting down")
-	err := srv.Shutdown(sctx)
-	s.acme.Close()
-	if e := <-errc; !errors.Is(e, http.ErrServerClosed) && err == nil {
-		err = e
-	}
+	err := httpserve.RunTLS(ctx, srv, ln, s.cfg.ShutdownTimeout.D(), func() {
+		s.log.Info("shutting down")
+		s.acme.Close()
+	})
 	return err
-}
-
-func (s *Server) sweep(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := s.acme.RecoverStaleOrders(ctx, staleAfter(s.cfg)); err != nil && ctx.Err() == nil {
-				s.log.Error("recovering stale orders", "err", err)
-			}
-		}
-	}
 }
 
 // Metrics returns the node's metrics (for tests and the metrics listener).
