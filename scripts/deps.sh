@@ -7,7 +7,8 @@
 # usable offline once the packages are there.
 set -euo pipefail
 
-PACKAGES=(certbot softhsm2 opensc postgresql openssl iproute2 ca-certificates)
+# gcc and libc6-dev: cgo (crypto11 for PKCS#11) and `go test -race` need a C toolchain.
+PACKAGES=(gcc libc6-dev certbot softhsm2 opensc postgresql openssl iproute2 ca-certificates)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
