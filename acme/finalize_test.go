@@ -228,3 +228,27 @@ func TestCloseWaitsForValidations(t *testing.T) {
 	b := c.authz(o.Authorizations[1])
 	c.post(b.Challenges[0].URL, struct{}{}).wantProblem(t, 500, "serverInternal")
 }
+
+// TestSweepStaleOrdersFirstSweepBeforeReturn: the sweep every ACME process
+// starts has ended stale orders when it returns, before the process serves.
+func TestSweepStaleOrdersFirstSweepBeforeReturn(t *testing.T) {
+	env := newEnv(t)
+	c := env.newClient(t)
+	c.register()
+	_, u := c.newOrder("dns:a.internal")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	o, err := env.store.GetOrder(ctx, lastSegment(u))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Status, o.ProcessingSince = core.StatusProcessing, time.Now().Add(-time.Hour)
+	if err := env.store.UpdateOrder(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	env.srv.SweepStaleOrders(ctx, 10*time.Minute)
+	got, err := env.store.GetOrder(ctx, o.ID)
+	if err != nil || got.Status != core.StatusInvalid {
+		t.Fatalf("order after the first sweep: %v %v, want invalid", got.Status, err)
+	}
+}
