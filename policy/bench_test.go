@@ -118,7 +118,7 @@ func reportSteps(b *testing.B, e *Engine, in Input) {
 		b.Fatal(err)
 	}
 	var sc stepCounter
-	if _, err := c.pq.Eval(context.Background(), rego.EvalParsedInput(v), rego.EvalQueryTracer(&sc)); err != nil {
+	if _, err := c.query(true).Eval(context.Background(), rego.EvalParsedInput(v), rego.EvalQueryTracer(&sc)); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(sc.n), "opa-steps/op")
@@ -126,11 +126,30 @@ func reportSteps(b *testing.B, e *Engine, in Input) {
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func BenchmarkDecideDefault1(b *testing.B) {
+func BenchmarkDecideDefault1(b *testing.B)     { benchDefault1(b, false) }
+func BenchmarkDecideDefault1Rego(b *testing.B) { benchDefault1(b, true) }
+func BenchmarkDecide10x1000(b *testing.B)      { bench10x1000(b, false) }
+func BenchmarkDecide10x1000Rego(b *testing.B)  { bench10x1000(b, true) }
+
+// allRego makes e evaluate the name rules in Rego, as it does for a bundle
+// whose name rules are not the default's (names.go).
+func allRego(b *testing.B, e *Engine, on bool) {
+	b.Helper()
+	c := e.cur.Load()
+	if c.fast == nil {
+		b.Fatal("the default bundle is not evaluated with the name rules in Go")
+	}
+	if on {
+		c.fast = nil
+	}
+}
+
+func benchDefault1(b *testing.B, rego bool) {
 	e, err := NewEngine(EngineConfig{Path: "../policies/rego", Logger: quietLogger()})
 	if err != nil {
 		b.Fatal(err)
 	}
+	allRego(b, e, rego)
 	in := Input{
 		Stage:       StageOrder,
 		Provisioner: ProvisionerInfo{Name: "acme", Type: "acme"},
@@ -147,7 +166,7 @@ func BenchmarkDecideDefault1(b *testing.B) {
 	reportSteps(b, e, in)
 }
 
-func BenchmarkDecide10x1000(b *testing.B) {
+func bench10x1000(b *testing.B, rego bool) {
 	const zone = "corp.example"
 	dir := writeBundle(b, map[string]any{
 		"authority":    layerRules(1000, zone),
@@ -157,6 +176,7 @@ func BenchmarkDecide10x1000(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	allRego(b, e, rego)
 	acct, err := json.Marshal(layerRules(1000, zone))
 	if err != nil {
 		b.Fatal(err)

@@ -308,7 +308,10 @@ func indexData(data map[string]any) map[string]any {
 
 // compiled is one loaded bundle, ready to evaluate.
 type compiled struct {
-	pq       rego.PreparedEvalQuery
+	pq rego.PreparedEvalQuery
+	// fast is pq with the name rules evaluated in Go (names.go), nil
+	// when the bundle's name rules are not the default's.
+	fast     *rego.PreparedEvalQuery
 	revision string
 	name     string
 	// raw is the .tar.gz as fetched from a URL (nil for a path source),
@@ -325,7 +328,6 @@ func compile(ctx context.Context, name string, b *bundle.Bundle) (*compiled, err
 		// values avoids converting it again for each decision.
 		inmem.OptReturnASTValuesOnRead(true))
 	opts := []func(*rego.Rego){
-		rego.Query(DecisionQuery),
 		rego.Store(store),
 		rego.Capabilities(capabilities()),
 		rego.SetRegoVersion(ast.RegoV1),
@@ -334,14 +336,32 @@ func compile(ctx context.Context, name string, b *bundle.Bundle) (*compiled, err
 		// expression, which could silently drop a violation.
 		rego.StrictBuiltinErrors(true),
 	}
+	mods := make([]*ast.Module, 0, len(b.Modules))
 	for _, m := range b.Modules {
-		opts = append(opts, rego.ParsedModule(m.Parsed))
+		mods = append(mods, m.Parsed)
 	}
-	pq, err := rego.New(opts...).PrepareForEval(ctx)
+	pq, err := prepare(ctx, opts, mods)
 	if err != nil {
 		return nil, locateErrors(name, err)
 	}
-	return &compiled{pq: pq, revision: b.Manifest.Revision, name: name}, nil
+	c := &compiled{pq: pq, revision: b.Manifest.Revision, name: name}
+	if stockNameRules(mods) {
+		fast, err := prepare(ctx, append(opts, nameBuiltin), withGoNameRules(mods))
+		if err != nil {
+			return nil, fmt.Errorf("policy: preparing the name rules in Go: %w", err)
+		}
+		c.fast = &fast
+	}
+	return c, nil
+}
+
+// prepare compiles mods and prepares DecisionQuery.
+func prepare(ctx context.Context, opts []func(*rego.Rego), mods []*ast.Module) (rego.PreparedEvalQuery, error) {
+	opts = append(slices.Clip(opts), rego.Query(DecisionQuery))
+	for _, m := range mods {
+		opts = append(opts, rego.ParsedModule(m))
+	}
+	return rego.New(opts...).PrepareForEval(ctx)
 }
 
 // Build writes dir as a bundle .tar.gz to out, signed with signingKeyPEM

@@ -112,6 +112,9 @@ func candidates(typ, value string) ([]string, bool) {
 // that merely has a field of that name.
 type candidateSets struct {
 	byType map[string]ast.Object
+	// incomplete is set when a name has no candidates (an address that
+	// does not parse): the Rego then works them out itself.
+	incomplete bool
 }
 
 func (c *candidateSets) add(typ, value string) {
@@ -129,6 +132,7 @@ func (c *candidateSets) add(typ, value string) {
 	}
 	cs, ok := candidates(typ, value)
 	if !ok {
+		c.incomplete = true
 		return
 	}
 	ts := make([]*ast.Term, len(cs))

@@ -105,8 +105,9 @@ func TestIPCandidates(t *testing.T) {
 }
 
 // TestEngineAgreesWithStockEvaluation decides many requests twice: with the
-// engine (indexed rule sets and input.candidates) and as the stock opa CLI
-// would (rules as lists, candidates computed in Rego, IP rules scanned).
+// engine (indexed rule sets, input.candidates, the name rules in Go) and as
+// the stock opa CLI would (rules as lists, candidates computed in Rego, IP
+// rules scanned, everything in Rego).
 func TestEngineAgreesWithStockEvaluation(t *testing.T) {
 	layer := func(allow, deny map[string]any) map[string]any {
 		l := map[string]any{}
@@ -142,6 +143,9 @@ func TestEngineAgreesWithStockEvaluation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if e.cur.Load().fast == nil {
+		t.Fatal("the default bundle is not evaluated with the name rules in Go (names.go)")
+	}
 	stock := stockQuery(t, DecisionQuery, data)
 	accounts := []any{nil,
 		layer(map[string]any{"dns": []any{".team.dev.internal"}}, map[string]any{"ip": []any{"10.0.0.0/24"}}),
@@ -158,6 +162,8 @@ func TestEngineAgreesWithStockEvaluation(t *testing.T) {
 		{Type: core.IP, Value: "10.1.2.3"}, {Type: core.IP, Value: "192.168.1.7"}, {Type: core.IP, Value: "192.168.1.8"},
 		{Type: core.IP, Value: "fd12::1"}, {Type: core.IP, Value: "::1"}, {Type: core.IP, Value: "8.8.8.8"},
 		{Type: core.IP, Value: "172.31.255.255"},
+		// No candidates: the engine leaves this one to the Rego.
+		{Type: core.IP, Value: "::ffff:10.0.0.1"},
 	}
 	csrs := []*CSRInfo{nil, {
 		Subject: Subject{CommonName: "Device 1"},

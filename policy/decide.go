@@ -91,12 +91,12 @@ func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
 		return d, e.finish(ctx, in, d, ErrNoBundle)
 	}
 	d.Revision = c.revision
-	v, err := in.value(now, &e.policies)
+	v, complete, err := in.valueCandidates(now, &e.policies)
 	if err != nil {
 		return d, e.finish(ctx, in, d, err)
 	}
 	start := time.Now()
-	d2, err := c.eval(ctx, v, in.Time, e.evalTimeout)
+	d2, err := c.eval(ctx, c.query(complete), v, in.Time, e.evalTimeout)
 	d.EvalTime = time.Since(start)
 	if err != nil {
 		return d, e.finish(ctx, in, d, err)
@@ -124,7 +124,7 @@ func (e *Engine) DecideDocument(ctx context.Context, doc []byte) (Decision, erro
 		return d, fmt.Errorf("policy: input document: %w", err)
 	}
 	start := time.Now()
-	d2, err := c.eval(ctx, v, e.now(), e.evalTimeout)
+	d2, err := c.eval(ctx, &c.pq, v, e.now(), e.evalTimeout)
 	d.EvalTime = time.Since(start)
 	if err != nil {
 		return d, err
@@ -166,8 +166,18 @@ func (e *Engine) finish(ctx context.Context, in Input, d Decision, evalErr error
 	return err
 }
 
-// eval runs the prepared query and validates its result.
-func (c *compiled) eval(ctx context.Context, input ast.Value, now time.Time, timeout time.Duration) (Decision, error) {
+// query is the prepared query for an input: the one with the name rules
+// in Go when the bundle allows it and the input has the candidate
+// patterns of every name (see names.go).
+func (c *compiled) query(candidatesComplete bool) *rego.PreparedEvalQuery {
+	if c.fast != nil && candidatesComplete {
+		return c.fast
+	}
+	return &c.pq
+}
+
+// eval runs the prepared query pq of c and validates its result.
+func (c *compiled) eval(ctx context.Context, pq *rego.PreparedEvalQuery, input ast.Value, now time.Time, timeout time.Duration) (Decision, error) {
 	// OPA would otherwise start a goroutine per evaluation to watch ctx;
 	// a callback on ctx and a timer do the same without one.
 	cancel := topdown.NewCancel()
@@ -181,7 +191,7 @@ func (c *compiled) eval(ctx context.Context, input ast.Value, now time.Time, tim
 		})
 		defer t.Stop()
 	}
-	rs, err := c.pq.Eval(ctx, rego.EvalParsedInput(input), rego.EvalTime(now), rego.EvalExternalCancel(cancel))
+	rs, err := pq.Eval(ctx, rego.EvalParsedInput(input), rego.EvalTime(now), rego.EvalExternalCancel(cancel))
 	if err != nil {
 		if timedOut.Load() {
 			return Decision{}, fmt.Errorf("evaluating %s: timed out after %v: %w", DecisionQuery, timeout, err)

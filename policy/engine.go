@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/open-policy-agent/opa/v1/rego"
 
 	"github.com/policyca/policyca/core"
 )
@@ -235,8 +236,17 @@ func (c *compiled) smoke(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.eval(ctx, v, in.Time, 10*time.Second)
-	return err
+	// Both queries must work (names.go): a bundle that breaks either is
+	// refused.
+	for _, pq := range []*rego.PreparedEvalQuery{&c.pq, c.fast} {
+		if pq == nil {
+			continue
+		}
+		if _, err := c.eval(ctx, pq, v, in.Time, 10*time.Second); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Revision is the current bundle's revision.

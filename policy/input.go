@@ -138,6 +138,14 @@ func strArray(ss []string) *ast.Term {
 // engine's evaluations), it adds input.candidates, the candidate patterns of
 // every name the policy checks; Document leaves them out.
 func (in Input) value(now time.Time, policies *policyCache) (ast.Value, error) {
+	v, _, err := in.valueCandidates(now, policies)
+	return v, err
+}
+
+// valueCandidates is value, and whether input.candidates has the patterns
+// of every name (false without policies, or when an address does not
+// parse).
+func (in Input) valueCandidates(now time.Time, policies *policyCache) (ast.Value, bool, error) {
 	t := in.Time
 	if t.IsZero() {
 		t = now
@@ -160,7 +168,7 @@ func (in Input) value(now time.Time, policies *policyCache) (ast.Value, error) {
 	if len(in.Account.Policy) > 0 && !bytes.Equal(bytes.TrimSpace(in.Account.Policy), []byte("null")) {
 		v, err := policies.get(in.Account.Policy)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		pol = ast.NewTerm(v)
 	}
@@ -216,10 +224,11 @@ func (in Input) value(now time.Time, policies *policyCache) (ast.Value, error) {
 		ast.Item(key("ra"), strOrNull(in.RA)),
 		ast.Item(key("time"), ast.StringTerm(t.UTC().Format(time.RFC3339Nano))),
 	)
-	if policies != nil {
-		doc.Insert(key("candidates"), cands.term())
+	if policies == nil {
+		return doc, false, nil
 	}
-	return doc, nil
+	doc.Insert(key("candidates"), cands.term())
+	return doc, !cands.incomplete, nil
 }
 
 // Document returns the input document as JSON, exactly as the policy sees

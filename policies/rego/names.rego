@@ -113,6 +113,19 @@ rule_set(kind, side, t) := x if {
 	is_object(layer[kind][side][t])
 } else := set()
 
+# name_violations are the violations of the name rules: deny and allow
+# rules, wildcard names.
+#
+# The policyca engine evaluates name_violations with a Go implementation of
+# the rules below (policy/names.go) when the bundle's name rules are
+# exactly the ones in this file, because evaluating them in Rego costs more
+# than the rest of a decision. A test decides many requests both ways and
+# compares; a bundle that changes any rule of this file (or defines more
+# rules of the same names) is evaluated in Rego as written.
+violation contains v if {
+	some v in name_violations
+}
+
 # ip_scanned are the IP addresses without candidate patterns (the input
 # does not provide them): each is matched by scanning the IP rules.
 ip_scanned := {n | some n in names; n.type == "ip"; not candidates[n]}
@@ -161,7 +174,7 @@ denied[kind][n] := min(hs) if {
 	count(hs) > 0
 }
 
-violation contains v if {
+name_violations contains v if {
 	some kind, ns in denied
 	some n, rule in ns
 	v := {
@@ -174,14 +187,14 @@ violation contains v if {
 
 # A layer with allow rules permits only names that match an allow rule of
 # their own type; a layer without any permits what it does not deny.
-violation contains not_allowed(kind, n) if {
+name_violations contains not_allowed(kind, n) if {
 	some kind in restricting
 	some n, cs in candidates
 	count(rule_set(kind, "allow", n.type) & cs) == 0
 	not denied[kind][n]
 }
 
-violation contains not_allowed(kind, n) if {
+name_violations contains not_allowed(kind, n) if {
 	some kind in restricting
 	some n in ip_scanned
 	count(ip_scan(kind, "allow", n.value)) == 0
@@ -198,7 +211,7 @@ not_allowed(kind, n) := {
 # Wildcard names are refused unless the authority sets
 # allow_wildcard_names; a provisioner or account layer that sets it to
 # false refuses them too (layers only ever narrow).
-violation contains v if {
+name_violations contains v if {
 	some n in names
 	wildcard(n)
 	not data.policyca.authority.allow_wildcard_names == true
@@ -210,7 +223,7 @@ violation contains v if {
 	}
 }
 
-violation contains v if {
+name_violations contains v if {
 	some n in names
 	wildcard(n)
 	some kind, l in layer

@@ -1,0 +1,455 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/types"
+
+	"github.com/policyca/policyca/policies"
+)
+
+// The name rules in Go. The default bundle gathers the violations of its
+// name rules in one set, name_violations (policies/rego/names.rego).
+// Evaluated by OPA's interpreter, those rules are most of the cost of a
+// decision (about a hundred evaluation steps for one name, six hundred for
+// ten), so the engine prepares a second query in which they are replaced
+// by one rule that calls nameViolations below, a Go implementation of the
+// same rules:
+//
+//	name_violations := policyca.name_violations(input, layer)
+//
+// That query is used only when it cannot change a decision:
+//   - the bundle's rules of every name that names.rego defines (but
+//     violation, which every rule extends), and of layer and layer_label,
+//     are exactly the default bundle's (compared rule by rule, so
+//     comments, formatting and file names do not matter), so an operator
+//     who edits or extends them gets their Rego evaluated as written; and
+//   - every name of the request has candidate patterns in the input (the
+//     engine computes them; an address it cannot parse is left to the
+//     Rego, which scans the IP rules).
+//
+// Everything else in the bundle (custom violation rules, keys, lifetimes,
+// the decision itself) is evaluated in Rego as always.
+// TestEngineAgreesWithStockEvaluation and FuzzNameViolations decide
+// requests both ways and compare.
+
+// nameBuiltinName is the Go implementation's name.
+const nameBuiltinName = "policyca.name_violations"
+
+// fastNameRule replaces the name_violations rules in the fast query.
+var fastNameRule = ast.MustParseModuleWithOpts("package "+Root+"\n\nname_violations := "+
+	nameBuiltinName+"(input, layer)\n", ast.ParserOptions{RegoVersion: ast.RegoV1}).Rules[0]
+
+// withGoNameRules returns mods with the name_violations rules replaced by
+// fastNameRule (in copies of the modules that hold them); mods must have
+// passed stockNameRules.
+func withGoNameRules(mods []*ast.Module) []*ast.Module {
+	out := make([]*ast.Module, len(mods))
+	added := false
+	for i, m := range mods {
+		if m.Package.Path.String() != "data."+Root || !slices.ContainsFunc(m.Rules, isNameViolations) {
+			out[i] = m
+			continue
+		}
+		c := m.Copy()
+		c.Rules = slices.DeleteFunc(c.Rules, isNameViolations)
+		if !added {
+			nr := fastNameRule.Copy()
+			nr.Module = c
+			c.Rules = append(c.Rules, nr)
+			added = true
+		}
+		out[i] = c
+	}
+	return out
+}
+
+func isNameViolations(r *ast.Rule) bool { return ruleName(r) == "name_violations" }
+
+// nameBuiltin declares the Go implementation to OPA.
+var nameBuiltin = rego.Function2(&rego.Function{
+	Name: nameBuiltinName,
+	Decl: types.NewFunction(types.Args(types.A, types.A), types.NewSet(types.A)),
+}, func(_ rego.BuiltinContext, in, layers *ast.Term) (*ast.Term, error) {
+	s, err := nameViolations(in.Value, layers.Value)
+	if err != nil {
+		return nil, err
+	}
+	return ast.NewTerm(s), nil
+})
+
+// stockNames are the rules nameViolations stands for: every rule of
+// names.rego but violation, and layer and layer_label of decision.rego.
+var stockNames struct {
+	once  sync.Once
+	names map[string]bool
+	rules []string
+	err   error
+}
+
+// loadStockNames reads the default bundle's name rules once.
+func loadStockNames() (map[string]bool, []string, error) {
+	stockNames.once.Do(func() {
+		mods := map[string]*ast.Module{}
+		for _, f := range []string{"names.rego", "decision.rego"} {
+			b, err := fs.ReadFile(policies.Default(), f)
+			if err != nil {
+				stockNames.err = err
+				return
+			}
+			m, err := ast.ParseModuleWithOpts(f, string(b), ast.ParserOptions{RegoVersion: ast.RegoV1})
+			if err != nil {
+				stockNames.err = err
+				return
+			}
+			mods[f] = m
+		}
+		names := map[string]bool{"layer": true, "layer_label": true}
+		for _, r := range mods["names.rego"].Rules {
+			names[ruleName(r)] = true
+		}
+		// violation is what every rule extends, custom ones included; the
+		// rule of names.rego that adds name_violations to it is evaluated
+		// in Rego either way.
+		delete(names, "violation")
+		stockNames.names = names
+		stockNames.rules = namedRules(slices.Collect(func(yield func(*ast.Module) bool) {
+			for _, m := range mods {
+				if !yield(m) {
+					return
+				}
+			}
+		}), names)
+	})
+	return stockNames.names, stockNames.rules, stockNames.err
+}
+
+// ruleName is the first element of a rule's head reference ("layer" for
+// layer["authority"] := …).
+func ruleName(r *ast.Rule) string {
+	ref := r.Head.Ref()
+	if len(ref) == 0 {
+		return ""
+	}
+	if v, ok := ref[0].Value.(ast.Var); ok {
+		return string(v)
+	}
+	return ref[0].String()
+}
+
+// namedRules returns, sorted, the text of every rule of package policyca
+// in mods whose name is in names (locations and comments left out).
+func namedRules(mods []*ast.Module, names map[string]bool) []string {
+	var out []string
+	for _, m := range mods {
+		if m.Package.Path.String() != "data."+Root {
+			continue
+		}
+		for _, r := range m.Rules {
+			if names[ruleName(r)] {
+				out = append(out, r.String())
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// stockNameRules reports whether the name rules of mods are exactly the
+// default bundle's, so that nameViolations decides as they would.
+func stockNameRules(mods []*ast.Module) bool {
+	names, want, err := loadStockNames()
+	if err != nil {
+		return false
+	}
+	return slices.Equal(namedRules(mods, names), want)
+}
+
+// name is one name a certificate would carry.
+type name struct{ typ, value string }
+
+// nameViolations is name_violations of names.rego, given input and layer: for every
+// name of the request (identifiers, CSR SANs, a CN that is not one of
+// them) and every layer, the deny rule that matches it (the first in sort
+// order), or, in a layer with allow rules, the absence of a matching allow
+// rule; and the wildcard names the layers refuse.
+func nameViolations(in, layers ast.Value) (ast.Set, error) {
+	input, ok := in.(ast.Object)
+	if !ok {
+		return nil, errors.New("name_violations: input is not an object")
+	}
+	ls, err := ruleLayers(input, layers)
+	if err != nil {
+		return nil, err
+	}
+	names, err := requestNames(input)
+	if err != nil {
+		return nil, err
+	}
+	out := ast.NewSet()
+	add := func(n name, layer, reason string) {
+		out.Add(ast.ObjectTerm(
+			ast.Item(termType, ast.StringTerm(n.typ)),
+			ast.Item(termValue, ast.StringTerm(n.value)),
+			ast.Item(termLayer, ast.StringTerm(layer)),
+			ast.Item(termReason, ast.StringTerm(reason))))
+	}
+	for _, n := range names {
+		cs, ok := lookup(input, "candidates", n.typ, n.value).(ast.Set)
+		if !ok {
+			return nil, fmt.Errorf("name_violations: no candidate patterns for %s %q", n.typ, n.value)
+		}
+		typ := ast.StringTerm(n.typ)
+		for _, l := range ls {
+			if hit, ok := firstMatch(l.deny, typ, cs); ok {
+				add(n, l.kind, fmt.Sprintf("%s: denied by %s rule '%s'", n.value, l.label, hit))
+				continue
+			}
+			restricts, err := l.restricts()
+			if err != nil {
+				return nil, err
+			}
+			if _, ok := firstMatch(l.allow, typ, cs); restricts && !ok {
+				add(n, l.kind, fmt.Sprintf("%s: not allowed by %s", n.value, l.label))
+			}
+		}
+		if n.typ != "dns" || !strings.HasPrefix(n.value, "*.") {
+			continue
+		}
+		if !ast.Boolean(true).Equal(lookup(layers, "authority", "allow_wildcard_names")) {
+			add(n, "authority", fmt.Sprintf("%s: wildcard names are not allowed by authority", n.value))
+		}
+		for _, l := range ls {
+			if l.kind != "authority" && ast.Boolean(false).Equal(lookup(l.layer, "allow_wildcard_names")) {
+				add(n, l.kind, fmt.Sprintf("%s: wildcard names are not allowed by %s", n.value, l.label))
+			}
+		}
+	}
+	return out, nil
+}
+
+var (
+	termType   = ast.StringTerm("type")
+	termValue  = ast.StringTerm("value")
+	termLayer  = ast.StringTerm("layer")
+	termReason = ast.StringTerm("reason")
+)
+
+// ruleLayer is one layer of layer, with what a name is checked against.
+type ruleLayer struct {
+	kind, label string
+	layer       ast.Value
+	// deny and allow are the layer's rules by type (nil if none).
+	deny, allow ast.Value
+	// restricting is restricts(kind), worked out when first needed, as
+	// the Rego does (it can fail on malformed data).
+	restricting *bool
+}
+
+func (l *ruleLayer) restricts() (bool, error) {
+	if l.restricting == nil {
+		r, err := restricts(l.layer)
+		if err != nil {
+			return false, err
+		}
+		l.restricting = &r
+	}
+	return *l.restricting, nil
+}
+
+// ruleLayers lists the layers that layer_label names: a layer of another
+// kind gets no name violations from the Rego (its reason would be
+// undefined), nor from here.
+func ruleLayers(input ast.Object, layers ast.Value) ([]*ruleLayer, error) {
+	ls, ok := layers.(ast.Object)
+	if !ok {
+		return nil, errors.New("name_violations: layer is not an object")
+	}
+	var out []*ruleLayer
+	var err error
+	ls.Foreach(func(k, v *ast.Term) {
+		kind, ok := k.Value.(ast.String)
+		if !ok || err != nil {
+			return
+		}
+		l := &ruleLayer{kind: string(kind), layer: v.Value,
+			deny: lookup(v.Value, "deny"), allow: lookup(v.Value, "allow")}
+		switch l.kind {
+		case "authority":
+			l.label = "authority"
+		case "account":
+			l.label = "account policy"
+		case "provisioner":
+			p, ok := lookup(input, "provisioner", "name").(ast.String)
+			if !ok {
+				err = errors.New("name_violations: input.provisioner.name is not a string")
+				return
+			}
+			l.label = fmt.Sprintf("provisioner '%s'", string(p))
+		default:
+			return
+		}
+		out = append(out, l)
+	})
+	return out, err
+}
+
+// requestNames are names (san_names | cn_names) of names.rego, without
+// duplicates.
+func requestNames(input ast.Object) ([]name, error) {
+	var names []name
+	seen := map[name]bool{}
+	values := map[string]bool{}
+	addName := func(typ, value ast.Value) error {
+		t, ok1 := typ.(ast.String)
+		v, ok2 := value.(ast.String)
+		if !ok1 || !ok2 {
+			return errors.New("name_violations: a name's type or value is not a string")
+		}
+		n := name{string(t), string(v)}
+		values[n.value] = true
+		if !seen[n] {
+			seen[n] = true
+			names = append(names, n)
+		}
+		return nil
+	}
+	var err error
+	if ids, ok := lookup(input, "identifiers").(*ast.Array); ok {
+		ids.Foreach(func(id *ast.Term) {
+			if o, ok := id.Value.(ast.Object); ok && err == nil {
+				typ, value := lookup(o, "type"), lookup(o, "value")
+				if typ != nil && value != nil {
+					err = addName(typ, value)
+				}
+			}
+		})
+	} else if lookup(input, "identifiers") != nil {
+		return nil, errors.New("name_violations: input.identifiers is not an array")
+	}
+	if sans, ok := lookup(input, "csr", "sans").(ast.Object); ok {
+		sans.Foreach(func(t, vs *ast.Term) {
+			if err != nil {
+				return
+			}
+			switch c := vs.Value.(type) {
+			case *ast.Array:
+				c.Foreach(func(v *ast.Term) {
+					if err == nil {
+						err = addName(t.Value, v.Value)
+					}
+				})
+			case nil:
+			default:
+				err = errors.New("name_violations: input.csr.sans holds a value that is not an array")
+			}
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	if cn, ok := lookup(input, "csr", "subject", "common_name").(ast.String); ok && cn != "" && !values[string(cn)] {
+		names = append(names, name{"cn", string(cn)})
+	}
+	return names, nil
+}
+
+// firstMatch is min(rule_set(kind, side, typ) & candidates) for one side
+// (the rules by type) of a layer: the first (in sort order) rule of type
+// typ that is one of the candidates.
+func firstMatch(side ast.Value, typ *ast.Term, cs ast.Set) (string, bool) {
+	o, ok := side.(ast.Object)
+	if !ok {
+		return "", false
+	}
+	t := o.Get(typ)
+	if t == nil {
+		return "", false
+	}
+	var contains func(*ast.Term) bool
+	switch r := t.Value.(type) {
+	case ast.Set:
+		contains = r.Contains
+	case ast.Object:
+		contains = func(t *ast.Term) bool { return r.Get(t) != nil }
+	case *ast.Array:
+		contains = func(t *ast.Term) bool {
+			for i := range r.Len() {
+				if r.Elem(i).Equal(t) {
+					return true
+				}
+			}
+			return false
+		}
+	default:
+		return "", false
+	}
+	// Slice is in sort order, so the first candidate that is a rule is
+	// the least.
+	for _, c := range cs.Slice() {
+		if s, ok := c.Value.(ast.String); ok && contains(c) {
+			return string(s), true
+		}
+	}
+	return "", false
+}
+
+// restricts is restricts(kind): the layer has a non-empty allow list.
+// count() of anything but a string or a collection is an error in Rego
+// (with strict builtin errors), and so here.
+func restricts(layer ast.Value) (bool, error) {
+	allow := lookup(layer, "allow")
+	var items []*ast.Term
+	switch a := allow.(type) {
+	case ast.Object:
+		a.Foreach(func(_, v *ast.Term) { items = append(items, v) })
+	case ast.Set:
+		items = a.Slice()
+	case *ast.Array:
+		a.Foreach(func(v *ast.Term) { items = append(items, v) })
+	}
+	for _, it := range items {
+		var n int
+		switch v := it.Value.(type) {
+		case ast.String:
+			n = utf8.RuneCountInString(string(v))
+		case ast.Set:
+			n = v.Len()
+		case ast.Object:
+			n = v.Len()
+		case *ast.Array:
+			n = v.Len()
+		default:
+			return false, fmt.Errorf("name_violations: count of %v", ast.ValueName(v))
+		}
+		if n > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// lookup is v[k0][k1]… for string keys of objects; nil when absent.
+func lookup(v ast.Value, keys ...string) ast.Value {
+	for _, k := range keys {
+		o, ok := v.(ast.Object)
+		if !ok {
+			return nil
+		}
+		t := o.Get(ast.StringTerm(k))
+		if t == nil {
+			return nil
+		}
+		v = t.Value
+	}
+	return v
+}

@@ -1,0 +1,266 @@
+package policy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+
+	"github.com/policyca/policyca/core"
+)
+
+// editedBundle writes the default bundle with edit applied to the text of
+// each .rego file, plus the extra files.
+func editedBundle(t *testing.T, data map[string]any, edit func(name, text string) string, extra map[string]string) string {
+	t.Helper()
+	dir := writeBundle(t, data)
+	files, err := filepath.Glob(filepath.Join(dir, "*.rego"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte(edit(filepath.Base(f), string(b))), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, text := range extra {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+var namesTestData = map[string]any{
+	"authority": map[string]any{
+		"allow": map[string]any{"dns": []any{".internal"}, "ip": []any{"10.0.0.0/8"}},
+		"deny":  map[string]any{"dns": []any{".prod.internal"}},
+	},
+	"provisioners": map[string]any{"acme": map[string]any{}},
+}
+
+func decideNames(t *testing.T, e *Engine, ids ...core.Identifier) Decision {
+	t.Helper()
+	d, err := e.Decide(context.Background(), Input{Stage: StageOrder,
+		Provisioner: ProvisionerInfo{Name: "acme", Type: "acme"}, Identifiers: ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestNameRulesInGoOnlyForStockRules checks when the engine evaluates the
+// name rules in Go: with the default rules however they are formatted,
+// and never when a bundle edits or extends them, whose Rego must then
+// decide as written.
+func TestNameRulesInGoOnlyForStockRules(t *testing.T) {
+	same := func(_, s string) string { return s }
+	for _, tc := range []struct {
+		name   string
+		edit   func(name, text string) string
+		extra  map[string]string
+		inGo   bool
+		reason string
+	}{
+		{name: "default", edit: same, inGo: true,
+			reason: "x.prod.internal: denied by authority rule '.prod.internal'"},
+		{name: "comments and blank lines", inGo: true,
+			edit: func(_, s string) string {
+				return strings.ReplaceAll(s, "\n\n", "\n\n# an operator's note\n\n")
+			},
+			reason: "x.prod.internal: denied by authority rule '.prod.internal'"},
+		{name: "files renamed and joined", inGo: true,
+			edit: func(name, s string) string {
+				if name == "names.rego" {
+					return ""
+				}
+				return s
+			},
+			extra:  map[string]string{"z_names.rego": mustRead(t, "../policies/rego/names.rego")},
+			reason: "x.prod.internal: denied by authority rule '.prod.internal'"},
+		{name: "reason edited",
+			edit: func(name, s string) string {
+				return strings.ReplaceAll(s, "%s: denied by %s rule '%s'", "%s: refused by %s pattern '%s'")
+			},
+			reason: "x.prod.internal: refused by authority pattern '.prod.internal'"},
+		{name: "label edited",
+			edit: func(name, s string) string {
+				return strings.ReplaceAll(s, `layer_label("authority") := "authority"`, `layer_label("authority") := "the CA"`)
+			},
+			reason: "x.prod.internal: denied by the CA rule '.prod.internal'"},
+		{name: "candidates extended", edit: same,
+			extra:  map[string]string{"more.rego": "package policyca\n\ncandidates[n] := {\".prod.internal\"} if {\n\tsome n in names\n\tn.value == \"never\"\n}\n"},
+			reason: "x.prod.internal: denied by authority rule '.prod.internal'"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := editedBundle(t, namesTestData, tc.edit, tc.extra)
+			if tc.name == "files renamed and joined" {
+				os.Remove(filepath.Join(dir, "names.rego"))
+			}
+			e, err := NewEngine(EngineConfig{Path: dir, Logger: quietLogger()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := e.cur.Load().fast != nil; got != tc.inGo {
+				t.Fatalf("name rules in Go: %v, want %v", got, tc.inGo)
+			}
+			d := decideNames(t, e, core.Identifier{Type: core.DNS, Value: "x.prod.internal"})
+			if d.Allow || len(d.Violations) != 1 || d.Violations[0].Reason != tc.reason {
+				t.Fatalf("decision %+v, want one violation %q", d, tc.reason)
+			}
+			if d := decideNames(t, e, core.Identifier{Type: core.DNS, Value: "a.b.internal"}); !d.Allow {
+				t.Fatalf("a.b.internal refused: %+v", d)
+			}
+		})
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestNameRulesAddressWithoutCandidates: an address the engine cannot
+// compute candidates for is decided by the Rego (which scans the rules),
+// with the same result as the stock evaluation.
+func TestNameRulesAddressWithoutCandidates(t *testing.T) {
+	e, err := NewEngine(EngineConfig{Path: writeBundle(t, namesTestData), Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := Input{Stage: StageOrder, Provisioner: ProvisionerInfo{Name: "acme", Type: "acme"},
+		Identifiers: []core.Identifier{{Type: core.IP, Value: "fe80::1%eth0"}, {Type: core.IP, Value: "10.1.2.3"}}}
+	if _, complete, err := in.valueCandidates(time.Now(), &e.policies); err != nil || complete {
+		t.Fatalf("complete %v, %v", complete, err)
+	}
+	d, err := e.Decide(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Allow || len(d.Violations) != 1 || d.Violations[0].Reason != "fe80::1%eth0: not allowed by authority" {
+		t.Fatalf("decision %+v", d)
+	}
+}
+
+// FuzzNameViolations decides requests built from the fuzzer's bytes with
+// the engine (name rules in Go) and as the stock opa CLI would (all in
+// Rego, rules as lists), and requires the same decision.
+func FuzzNameViolations(f *testing.F) {
+	f.Add([]byte("a.b.internal"), []byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
+	f.Add([]byte("*.x.prod.internal"), []byte{9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 11, 12})
+	f.Add([]byte("10.1.2.3"), []byte{3, 3, 3, 3, 200, 201, 202})
+	labels := []string{"a", "b", "x", "prod", "internal", "svc", "*", "com", "b-c", "xn--bcher-kva"}
+	// pattern turns a byte into a rule pattern over the same labels.
+	pattern := func(b byte) string {
+		l1, l2 := labels[int(b)%len(labels)], labels[int(b/10)%len(labels)]
+		switch b % 4 {
+		case 0:
+			return "." + l1 + "." + l2
+		case 1:
+			return "*." + l1 + "." + l2
+		case 2:
+			return l1 + "." + l2
+		}
+		return "." + l2
+	}
+	ipRule := func(b byte) string {
+		return []string{"10.0.0.0/8", "10.1.2.3", "10.1.0.0/16", "fc00::/7", "::1", "192.168.0.0/16"}[int(b)%6]
+	}
+	f.Fuzz(func(t *testing.T, name []byte, rules []byte) {
+		if len(rules) > 64 || len(name) > 80 {
+			return
+		}
+		layers := [3]map[string]any{{}, {}, {}}
+		for i, b := range rules {
+			l := layers[i%3]
+			side := "allow"
+			if b&0x80 != 0 {
+				side = "deny"
+			}
+			m, _ := l[side].(map[string]any)
+			if m == nil {
+				m = map[string]any{}
+				l[side] = m
+			}
+			typ, p := "dns", pattern(b&0x7f)
+			if b%7 == 3 {
+				typ, p = "ip", ipRule(b)
+			}
+			list, _ := m[typ].([]any)
+			m[typ] = append(list, p)
+			if b%11 == 5 {
+				l["allow_wildcard_names"] = b%2 == 0
+			}
+		}
+		data := map[string]any{"authority": layers[0], "provisioners": map[string]any{"acme": layers[1]}}
+		var ids []core.Identifier
+		for _, part := range bytes.Split(name, []byte{' '}) {
+			id, err := core.NormalizeIdentifier(core.Identifier{Type: core.DNS, Value: string(part)})
+			if err != nil {
+				id, err = core.NormalizeIdentifier(core.Identifier{Type: core.IP, Value: string(part)})
+			}
+			if err == nil {
+				ids = append(ids, id)
+			}
+		}
+		if len(ids) == 0 {
+			return
+		}
+		if err := validateData(map[string]any{Root: data}); err != nil {
+			return
+		}
+		if err := validateLayer("account policy", layers[2], false); err != nil {
+			return
+		}
+		e, err := NewEngine(EngineConfig{Path: writeBundle(t, data), Logger: quietLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.cur.Load().fast == nil {
+			t.Fatal("the default bundle is not evaluated with the name rules in Go")
+		}
+		pol, _ := json.Marshal(layers[2])
+		in := Input{Stage: StageOrder, Provisioner: ProvisionerInfo{Name: "acme", Type: "acme"},
+			Account: AccountInput{ID: "a", Policy: pol}, Identifiers: ids,
+			Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+		got, err := e.Decide(context.Background(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, err := in.Document()
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := ast.ValueFromReader(bytes.NewReader(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs, err := stockQuery(t, DecisionQuery, data).Eval(context.Background(), rego.EvalParsedInput(v))
+		if err != nil || len(rs) != 1 {
+			t.Fatalf("stock: %v %v", rs, err)
+		}
+		want, err := parseDecision(rs[0].Expressions[0].Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Allow != want.Allow || !reflect.DeepEqual(got.Violations, want.Violations) {
+			t.Fatalf("%v under %v:\nengine %v %+v\nstock  %v %+v", ids, data, got.Allow, got.Violations, want.Allow, want.Violations)
+		}
+	})
+}
