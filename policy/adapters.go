@@ -22,6 +22,15 @@ type AccountInfo interface {
 	LookupAccount(ctx context.Context, accountID string) (eab *EABInfo, policy json.RawMessage, err error)
 }
 
+// EABKeyInfo is an optional method of an AccountInfo backed by the store
+// the ACME front end reads accounts from: the EAB key with that id and its
+// account policy. At newOrder the account was read from that store by the
+// request's authentication a moment before, and the key that bound it
+// never changes, so reading the account again would only cost time.
+type EABKeyInfo interface {
+	LookupEABKey(ctx context.Context, keyID string) (eab *EABInfo, policy json.RawMessage, err error)
+}
+
 // AccountInfoFunc adapts a function to AccountInfo.
 type AccountInfoFunc func(ctx context.Context, accountID string) (*EABInfo, json.RawMessage, error)
 
@@ -49,6 +58,25 @@ func (e *Engine) account(ctx context.Context, id, eabKeyID string) (AccountInput
 	return a, nil
 }
 
+// orderAccount is account for the account of a newOrder request, which
+// the front end has just read from its store.
+func (e *Engine) orderAccount(ctx context.Context, acct *core.Account) (AccountInput, error) {
+	ek, ok := e.accounts.(EABKeyInfo)
+	if !ok {
+		return e.account(ctx, acct.ID, acct.EABKeyID)
+	}
+	a := AccountInput{ID: acct.ID}
+	if acct.EABKeyID == "" {
+		return a, nil
+	}
+	eab, pol, err := ek.LookupEABKey(ctx, acct.EABKeyID)
+	if err != nil {
+		return a, fmt.Errorf("policy: looking up EAB key %s of account %s: %w", acct.EABKeyID, acct.ID, err)
+	}
+	a.EAB, a.Policy = eab, pol
+	return a, nil
+}
+
 // OrderChecker decides at newOrder time. Its method set is the ACME front
 // end's OrderPolicy interface.
 type OrderChecker struct{ e *Engine }
@@ -63,7 +91,7 @@ func (e *Engine) OrderPolicy() *OrderChecker { return &OrderChecker{e: e} }
 func (o *OrderChecker) CheckOrder(ctx context.Context, prov string, acct *core.Account, ids []core.Identifier) error {
 	in := Input{Stage: StageOrder, Provisioner: ProvisionerInfo{Name: prov, Type: ProvisionerType}, Identifiers: ids}
 	if acct != nil {
-		a, err := o.e.account(ctx, acct.ID, acct.EABKeyID)
+		a, err := o.e.orderAccount(ctx, acct)
 		if err != nil {
 			return core.Wrap(core.KindServerInternal, err, "policy evaluation failed")
 		}

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"regexp"
 	"strings"
@@ -179,10 +180,37 @@ func TestCheckOrder(t *testing.T) {
 		}
 		return nil, nil, nil
 	})
-	e, err := NewEngine(EngineConfig{Path: "../policies/rego", Logger: quietLogger(), Accounts: accounts})
-	if err != nil {
-		t.Fatal(err)
+	// The same accounts behind EABKeyInfo: at newOrder the engine then
+	// looks up the key that bound the account, never the account again.
+	byKey := keyedAccounts{t: t, keys: func(ctx context.Context, kid string) (*EABInfo, json.RawMessage, error) {
+		return accounts(ctx, strings.TrimPrefix(kid, "kid-"))
+	}}
+	for _, ai := range []AccountInfo{accounts, byKey} {
+		e, err := NewEngine(EngineConfig{Path: "../policies/rego", Logger: quietLogger(), Accounts: ai})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run(fmt.Sprintf("%T", ai), func(t *testing.T) { checkOrderCases(t, e) })
 	}
+}
+
+// keyedAccounts is an AccountInfo with EABKeyInfo whose LookupAccount
+// must not be called.
+type keyedAccounts struct {
+	t    *testing.T
+	keys AccountInfoFunc
+}
+
+func (k keyedAccounts) LookupAccount(context.Context, string) (*EABInfo, json.RawMessage, error) {
+	k.t.Error("LookupAccount called at newOrder although EABKeyInfo is there")
+	return nil, nil, errors.New("unexpected")
+}
+
+func (k keyedAccounts) LookupEABKey(ctx context.Context, kid string) (*EABInfo, json.RawMessage, error) {
+	return k.keys(ctx, kid)
+}
+
+func checkOrderCases(t *testing.T, e *Engine) {
 	dns := func(v string) core.Identifier { return core.Identifier{Type: core.DNS, Value: v} }
 	tests := []struct {
 		name     string
@@ -209,7 +237,11 @@ func TestCheckOrder(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := e.OrderPolicy().CheckOrder(context.Background(), tt.prov, &core.Account{ID: tt.acct}, tt.ids)
+			acct := &core.Account{ID: tt.acct}
+			if tt.acct != "plain" {
+				acct.EABKeyID = "kid-" + tt.acct
+			}
+			err := e.OrderPolicy().CheckOrder(context.Background(), tt.prov, acct, tt.ids)
 			if tt.wantKind == "" {
 				if err != nil {
 					t.Fatal(err)

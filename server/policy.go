@@ -87,9 +87,18 @@ func (a accountInfo) LookupAccount(ctx context.Context, id string) (*policy.EABI
 	if acct.EABKeyID == "" {
 		return nil, nil, nil
 	}
-	k, err := a.st.GetEABKey(ctx, acct.EABKeyID)
+	eab, pol, err := a.LookupEABKey(ctx, acct.EABKeyID)
 	if err != nil {
-		return nil, nil, fmt.Errorf("EAB key %s of account %s: %w", acct.EABKeyID, id, err)
+		return nil, nil, fmt.Errorf("account %s: %w", id, err)
+	}
+	return eab, pol, nil
+}
+
+// LookupEABKey implements policy.EABKeyInfo.
+func (a accountInfo) LookupEABKey(ctx context.Context, keyID string) (*policy.EABInfo, json.RawMessage, error) {
+	k, err := a.st.GetEABKey(ctx, keyID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("EAB key %s: %w", keyID, err)
 	}
 	var pol json.RawMessage
 	if len(k.Policy) > 0 {
