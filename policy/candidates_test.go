@@ -198,22 +198,7 @@ func TestEngineAgreesWithStockEvaluation(t *testing.T) {
 						if err != nil {
 							t.Fatalf("%s: %v", name, err)
 						}
-						doc, err := in.Document()
-						if err != nil {
-							t.Fatal(err)
-						}
-						v, err := ast.ValueFromReader(bytes.NewReader(doc))
-						if err != nil {
-							t.Fatal(err)
-						}
-						rs, err := stock.Eval(ctx, rego.EvalParsedInput(v))
-						if err != nil || len(rs) != 1 {
-							t.Fatalf("%s: stock: %v %v", name, rs, err)
-						}
-						want, err := parseDecision(rs[0].Expressions[0].Value)
-						if err != nil {
-							t.Fatalf("%s: %v", name, err)
-						}
+						want := stockDecision(t, stock, in)
 						if got.Allow != want.Allow || !reflect.DeepEqual(got.Violations, want.Violations) || got.Lifetime != want.Lifetime {
 							t.Errorf("%s:\nengine %v %+v\nstock  %v %+v", name, got.Allow, got.Violations, want.Allow, want.Violations)
 						}
@@ -226,4 +211,27 @@ func TestEngineAgreesWithStockEvaluation(t *testing.T) {
 	if n < 300 {
 		t.Fatalf("only %d requests compared", n)
 	}
+}
+
+// stockDecision evaluates in's JSON document (no candidates, as `opa eval
+// --input` would read it) with stock, a query from stockQuery.
+func stockDecision(t *testing.T, stock rego.PreparedEvalQuery, in Input) Decision {
+	t.Helper()
+	doc, err := in.Document()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := ast.ValueFromReader(bytes.NewReader(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := stock.Eval(context.Background(), rego.EvalParsedInput(v))
+	if err != nil || len(rs) != 1 {
+		t.Fatalf("%v: stock evaluation: %v %v", in.Identifiers, rs, err)
+	}
+	d, err := parseDecision(rs[0].Expressions[0].Value)
+	if err != nil {
+		t.Fatalf("%v: %v", in.Identifiers, err)
+	}
+	return d
 }

@@ -11,9 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/rego"
-
 	"github.com/policyca/policyca/core"
 )
 
@@ -243,22 +240,7 @@ func FuzzNameViolations(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		doc, err := in.Document()
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, err := ast.ValueFromReader(bytes.NewReader(doc))
-		if err != nil {
-			t.Fatal(err)
-		}
-		rs, err := stockQuery(t, DecisionQuery, data).Eval(context.Background(), rego.EvalParsedInput(v))
-		if err != nil || len(rs) != 1 {
-			t.Fatalf("stock: %v %v", rs, err)
-		}
-		want, err := parseDecision(rs[0].Expressions[0].Value)
-		if err != nil {
-			t.Fatal(err)
-		}
+		want := stockDecision(t, stockQuery(t, DecisionQuery, data), in)
 		if got.Allow != want.Allow || !reflect.DeepEqual(got.Violations, want.Violations) {
 			t.Fatalf("%v under %v:\nengine %v %+v\nstock  %v %+v", ids, data, got.Allow, got.Violations, want.Allow, want.Violations)
 		}
