@@ -161,7 +161,13 @@ func (e *Engine) Reload(ctx context.Context) error {
 	e.etag = etag
 	e.lastErr = nil
 	e.lastLoad = e.now()
-	e.log.InfoContext(ctx, "policy bundle loaded", "source", e.sourceName(), "revision", c.revision)
+	// name_rules says whether the default name rules run in Go (names.go)
+	// or, for a bundle that changes them, in Rego.
+	nameRules := "rego"
+	if c.fast != nil {
+		nameRules = "go"
+	}
+	e.log.InfoContext(ctx, "policy bundle loaded", "source", e.sourceName(), "revision", c.revision, "name_rules", nameRules)
 	return nil
 }
 
