@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -162,6 +161,7 @@ func FuzzNameViolations(f *testing.F) {
 	f.Add([]byte("a.b.internal"), []byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
 	f.Add([]byte("*.x.prod.internal"), []byte{9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 11, 12})
 	f.Add([]byte("10.1.2.3"), []byte{3, 3, 3, 3, 200, 201, 202})
+	f.Add([]byte("a.b.internal cn=Device u@x.internal https://svc.b.internal/p"), []byte{5, 12, 26, 33, 40, 47, 133, 140})
 	labels := []string{"a", "b", "x", "prod", "internal", "svc", "*", "com", "b-c", "xn--bcher-kva"}
 	// pattern turns a byte into a rule pattern over the same labels.
 	pattern := func(b byte) string {
@@ -196,8 +196,13 @@ func FuzzNameViolations(f *testing.F) {
 				l[side] = m
 			}
 			typ, p := "dns", pattern(b&0x7f)
-			if b%7 == 3 {
+			switch b % 7 {
+			case 3:
 				typ, p = "ip", ipRule(b)
+			case 5:
+				typ, p = "email", strings.TrimPrefix(pattern(b&0x7f), "*")
+			case 6:
+				typ, p = []string{"uri", "cn"}[b%2], pattern(b&0x7f)
 			}
 			list, _ := m[typ].([]any)
 			m[typ] = append(list, p)
@@ -206,11 +211,32 @@ func FuzzNameViolations(f *testing.F) {
 			}
 		}
 		data := map[string]any{"authority": layers[0], "provisioners": map[string]any{"acme": layers[1]}}
+		// Identifiers, and at the sign stage the CSR's other names: a part
+		// with "@" is an email SAN, with "://" a URI SAN, "cn=X" the
+		// subject CN.
 		var ids []core.Identifier
-		for _, part := range bytes.Split(name, []byte{' '}) {
-			id, err := core.NormalizeIdentifier(core.Identifier{Type: core.DNS, Value: string(part)})
+		var csr *CSRInfo
+		sign := func() *CSRInfo {
+			if csr == nil {
+				csr = &CSRInfo{Key: KeyInfo{Type: "ecdsa", Curve: "P-256"}}
+			}
+			return csr
+		}
+		for _, part := range strings.Split(string(name), " ") {
+			switch {
+			case strings.HasPrefix(part, "cn="):
+				sign().Subject.CommonName = part[3:]
+				continue
+			case strings.Contains(part, "://"):
+				sign().SANs.URI = append(sign().SANs.URI, part)
+				continue
+			case strings.Contains(part, "@"):
+				sign().SANs.Email = append(sign().SANs.Email, part)
+				continue
+			}
+			id, err := core.NormalizeIdentifier(core.Identifier{Type: core.DNS, Value: part})
 			if err != nil {
-				id, err = core.NormalizeIdentifier(core.Identifier{Type: core.IP, Value: string(part)})
+				id, err = core.NormalizeIdentifier(core.Identifier{Type: core.IP, Value: part})
 			}
 			if err == nil {
 				ids = append(ids, id)
@@ -218,6 +244,17 @@ func FuzzNameViolations(f *testing.F) {
 		}
 		if len(ids) == 0 {
 			return
+		}
+		stage := StageOrder
+		if csr != nil {
+			stage = StageSign
+			for _, id := range ids {
+				if id.Type == core.IP {
+					csr.SANs.IP = append(csr.SANs.IP, id.Value)
+				} else {
+					csr.SANs.DNS = append(csr.SANs.DNS, id.Value)
+				}
+			}
 		}
 		if err := validateData(map[string]any{Root: data}); err != nil {
 			return
@@ -233,8 +270,8 @@ func FuzzNameViolations(f *testing.F) {
 			t.Fatal("the default bundle is not evaluated with the name rules in Go")
 		}
 		pol, _ := json.Marshal(layers[2])
-		in := Input{Stage: StageOrder, Provisioner: ProvisionerInfo{Name: "acme", Type: "acme"},
-			Account: AccountInput{ID: "a", Policy: pol}, Identifiers: ids,
+		in := Input{Stage: stage, Provisioner: ProvisionerInfo{Name: "acme", Type: "acme"},
+			Account: AccountInput{ID: "a", Policy: pol}, Identifiers: ids, CSR: csr,
 			Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 		got, err := e.Decide(context.Background(), in)
 		if err != nil {
