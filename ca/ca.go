@@ -386,19 +386,9 @@ func (c *CA) issue(ctx context.Context, tmpl *x509.Certificate, pub crypto.Publi
 	}
 	t := *tmpl
 	t.SerialNumber = serial
-	if c.lintKey != nil {
-		if err := lintCertificate(&t, c.issuer, pub, c.lintKey); err != nil {
-			c.log.ErrorContext(ctx, "certificate failed lint, not signed", "order", req.OrderID, "err", err)
-			return nil, core.Wrap(core.KindServerInternal, err, "the certificate failed the CA's lint checks")
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, &t, c.issuer, pub, c.signer)
+	der, leaf, err := c.sign(ctx, &t, pub, req)
 	if err != nil {
-		return nil, core.Wrap(core.KindServerInternal, err, "signing failed")
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, core.Wrap(core.KindServerInternal, err, "cannot parse the signed certificate")
+		return nil, err
 	}
 	id, err := randomID()
 	if err != nil {
@@ -433,6 +423,33 @@ func (c *CA) issue(ctx context.Context, tmpl *x509.Certificate, pub crypto.Publi
 		"identifiers", req.Identifiers, "not_after", rec.NotAfter,
 		"revision", dec.Revision, "decision_id", dec.DecisionID)
 	return rec, nil
+}
+
+// sign lints the certificate t describes and signs it: the very bytes
+// zlint passed (signLinted), or, with linting off, what
+// x509.CreateCertificate makes of t.
+func (c *CA) sign(ctx context.Context, t *x509.Certificate, pub crypto.PublicKey, req core.SignRequest) ([]byte, *x509.Certificate, error) {
+	if c.lintKey == nil {
+		der, err := x509.CreateCertificate(rand.Reader, t, c.issuer, pub, c.signer)
+		if err != nil {
+			return nil, nil, core.Wrap(core.KindServerInternal, err, "signing failed")
+		}
+		leaf, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, nil, core.Wrap(core.KindServerInternal, err, "cannot parse the signed certificate")
+		}
+		return der, leaf, nil
+	}
+	lintDER, err := lintCertificate(t, c.issuer, pub, c.lintKey)
+	if err != nil {
+		c.log.ErrorContext(ctx, "certificate failed lint, not signed", "order", req.OrderID, "err", err)
+		return nil, nil, core.Wrap(core.KindServerInternal, err, "the certificate failed the CA's lint checks")
+	}
+	der, leaf, err := signLinted(lintDER, c.signer, c.issuer)
+	if err != nil {
+		return nil, nil, core.Wrap(core.KindServerInternal, err, "signing failed")
+	}
+	return der, leaf, nil
 }
 
 // SerialString formats a serial as the store keys it: lower-case hex

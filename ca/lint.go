@@ -167,10 +167,10 @@ func lintKeyFor(pub crypto.PublicKey) (crypto.Signer, error) {
 // issuer's, and runs the lint set on the result. Only what the real
 // signature would cover is linted: the TBS of the throwaway certificate is
 // the same as the real one except for the signature value.
-func lintCertificate(tmpl, issuer *x509.Certificate, pub crypto.PublicKey, lintKey crypto.Signer) error {
+func lintCertificate(tmpl, issuer *x509.Certificate, pub crypto.PublicKey, lintKey crypto.Signer) ([]byte, error) {
 	reg, err := registryFor(pub)
 	if err != nil {
-		return fmt.Errorf("ca: lint registry: %w", err)
+		return nil, fmt.Errorf("ca: lint registry: %w", err)
 	}
 	// x509.CreateCertificate refuses a signer that does not match the
 	// parent's key; a copy of the issuer with the lint key's public key
@@ -179,11 +179,11 @@ func lintCertificate(tmpl, issuer *x509.Certificate, pub crypto.PublicKey, lintK
 	parent.PublicKey = lintKey.Public()
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, &parent, pub, lintKey)
 	if err != nil {
-		return fmt.Errorf("ca: build certificate for linting: %w", err)
+		return nil, fmt.Errorf("ca: build certificate for linting: %w", err)
 	}
 	zc, err := zx509.ParseCertificate(der)
 	if err != nil {
-		return fmt.Errorf("ca: parse certificate for linting: %w", err)
+		return nil, fmt.Errorf("ca: parse certificate for linting: %w", err)
 	}
 	// This is zlint.LintCertificateEx without its bookkeeping: it sorts
 	// the registry's lint names and builds a map of every lint's result
@@ -204,10 +204,10 @@ func lintCertificate(tmpl, issuer *x509.Certificate, pub crypto.PublicKey, lintK
 		}
 	}
 	if len(failed) == 0 {
-		return nil
+		return der, nil
 	}
 	sort.Strings(failed)
-	return &LintError{Failed: failed}
+	return nil, &LintError{Failed: failed}
 }
 
 // LintError lists the lints a certificate failed; nothing was signed.

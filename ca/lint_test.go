@@ -94,7 +94,7 @@ func TestLintMatchesZlint(t *testing.T) {
 			}
 			tmpl.SerialNumber = serial
 			var got []string
-			if err := lintCertificate(tmpl, h.inter, pub, c.lintKey); err != nil {
+			if _, err := lintCertificate(tmpl, h.inter, pub, c.lintKey); err != nil {
 				var le *LintError
 				if !errors.As(err, &le) {
 					t.Fatalf("lintCertificate: %v", err)
