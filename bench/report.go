@@ -10,6 +10,9 @@ import (
 
 // ms formats d in milliseconds with a precision that suits its size.
 func ms(d time.Duration) string {
+	if d < time.Millisecond {
+		return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
+	}
 	f := float64(d) / float64(time.Millisecond)
 	if f < 10 {
 		return fmt.Sprintf("%.2f ms", f)
@@ -90,4 +93,20 @@ func (r *SignResult) WriteText(w io.Writer) {
 	}
 	writeErrors(w, r.Errors)
 	writeCPU(w, "process CPU:", r.ClientCPU, "signature")
+}
+
+// WriteText writes the result for a person.
+func (r *PolicyResult) WriteText(w io.Writer) {
+	fmt.Fprintf(w, "bundle:        revision %q, name rules in %s\n", r.Revision, strings.ToUpper(r.NameRules))
+	fmt.Fprintf(w, "workers:       %d\n", r.Concurrency)
+	fmt.Fprintf(w, "decisions:     %d (%d allowed, %d denied), %d failed in %.2f s\n", r.Decisions, r.Allowed, r.Denied, r.Failed, r.Elapsed.Seconds())
+	fmt.Fprintf(w, "throughput:    %.1f decisions/s\n", r.Rate)
+	if r.Latency.Count > 0 {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "latency:\tn\tmean\tp50\tp90\tp99\tmax\t")
+		writeLatencyRow(tw, "decide", r.Latency)
+		tw.Flush()
+	}
+	writeErrors(w, r.Errors)
+	writeCPU(w, "process CPU:", r.CPU, "decision")
 }

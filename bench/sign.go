@@ -11,8 +11,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -67,62 +65,24 @@ func Sign(ctx context.Context, o SignOptions) (*SignResult, error) {
 		return nil, err
 	}
 
-	ctx, cancel := context.WithTimeout(ctx, o.Duration)
-	defer cancel()
-	res := &SignResult{Algorithm: alg, Concurrency: o.Concurrency}
-	var (
-		next  atomic.Int64
-		mu    sync.Mutex
-		lat   []time.Duration
-		hist  histogram
-		wg    sync.WaitGroup
-		limit = int64(o.N)
-	)
-	u0, s0 := processCPU()
-	start := time.Now()
-	for range o.Concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var local []time.Duration
-			defer func() {
-				mu.Lock()
-				lat = append(lat, local...)
-				mu.Unlock()
-			}()
-			var buf [8]byte
-			for ctx.Err() == nil {
-				i := next.Add(1)
-				if limit > 0 && i > limit {
-					return
-				}
-				binary.BigEndian.PutUint64(buf[:], uint64(i))
-				d := sha256.Sum256(buf[:])
-				t := time.Now()
-				_, err := o.Signer.Sign(rand.Reader, d[:], opts)
-				el := time.Since(t)
-				if err != nil {
-					mu.Lock()
-					res.Failed++
-					hist.add("sign", "signError", err.Error())
-					mu.Unlock()
-					continue
-				}
-				local = append(local, el)
-			}
-		}()
-	}
-	wg.Wait()
-	res.Elapsed = time.Since(start)
-	u1, s1 := processCPU()
-	res.Signatures = len(lat)
-	res.Latency = summarize(lat)
-	res.Errors = hist.rows()
-	if res.Elapsed > 0 {
-		res.Rate = float64(res.Signatures) / res.Elapsed.Seconds()
-	}
-	res.ClientCPU = cpuUsage(u1-u0, s1-s0, res.Signatures)
-	return res, nil
+	r := repeat(ctx, o.Concurrency, o.Duration, o.N, "sign", "signError", func(i int64) error {
+		var buf [8]byte
+		binary.BigEndian.PutUint64(buf[:], uint64(i))
+		d := sha256.Sum256(buf[:])
+		_, err := o.Signer.Sign(rand.Reader, d[:], opts)
+		return err
+	})
+	return &SignResult{
+		Algorithm:   alg,
+		Concurrency: o.Concurrency,
+		Signatures:  len(r.lat),
+		Failed:      r.failed,
+		Elapsed:     r.elapsed,
+		Rate:        rate(len(r.lat), r.elapsed),
+		Latency:     summarize(r.lat),
+		Errors:      r.hist.rows(),
+		ClientCPU:   r.cpu,
+	}, nil
 }
 
 // describeKey names the key and picks the SignerOpts the CA would use.

@@ -3,7 +3,6 @@ package policy
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -17,31 +16,6 @@ import (
 
 	"github.com/policyca/policyca/core"
 )
-
-// layerRules generates a layer with n DNS allow rules of the three pattern
-// kinds and n/10 deny rules, all under zone.
-func layerRules(n int, zone string) map[string]any {
-	allow := make([]string, 0, n)
-	deny := make([]string, 0, n/10)
-	for i := range n {
-		switch i % 3 {
-		case 0:
-			allow = append(allow, fmt.Sprintf(".dept-%d.%s", i, zone))
-		case 1:
-			allow = append(allow, fmt.Sprintf("*.svc-%d.%s", i, zone))
-		default:
-			allow = append(allow, fmt.Sprintf("host-%d.%s", i, zone))
-		}
-	}
-	for i := range n / 10 {
-		deny = append(deny, fmt.Sprintf("bad-%d.dept-%d.%s", i, i*3, zone))
-	}
-	return map[string]any{
-		"allow":        map[string]any{"dns": allow, "ip": []string{"10.0.0.0/8"}},
-		"deny":         map[string]any{"dns": deny},
-		"max_lifetime": "720h",
-	}
-}
 
 // writeBundle writes the default policy with data as its data.json.
 func writeBundle(tb testing.TB, data map[string]any) string {
@@ -169,33 +143,19 @@ func benchDefault1(b *testing.B, rego bool) {
 func bench10x1000(b *testing.B, rego bool) {
 	const zone = "corp.example"
 	dir := writeBundle(b, map[string]any{
-		"authority":    layerRules(1000, zone),
-		"provisioners": map[string]any{"dev": layerRules(1000, zone)},
+		"authority":    SyntheticLayer(1000, zone),
+		"provisioners": map[string]any{"dev": SyntheticLayer(1000, zone)},
 	})
 	e, err := NewEngine(EngineConfig{Path: dir, Logger: quietLogger()})
 	if err != nil {
 		b.Fatal(err)
 	}
 	allRego(b, e, rego)
-	acct, err := json.Marshal(layerRules(1000, zone))
+	acct, err := json.Marshal(SyntheticLayer(1000, zone))
 	if err != nil {
 		b.Fatal(err)
 	}
-	ids := make([]core.Identifier, 0, 10)
-	for i := range 10 {
-		// Every kind of rule is hit: below a ".dept" suffix (at depth),
-		// one label below a "*.svc", and an exact host.
-		var v string
-		switch i % 3 {
-		case 0:
-			v = fmt.Sprintf("a.b.c.dept-%d.%s", i*30, zone)
-		case 1:
-			v = fmt.Sprintf("x.svc-%d.%s", i*30+1, zone)
-		default:
-			v = fmt.Sprintf("host-%d.%s", i*30+2, zone)
-		}
-		ids = append(ids, core.Identifier{Type: core.DNS, Value: v})
-	}
+	ids := SyntheticIdentifiers(10, 1000, zone)
 	in := Input{
 		Stage:       StageOrder,
 		Provisioner: ProvisionerInfo{Name: "dev", Type: "acme"},

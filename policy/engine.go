@@ -263,6 +263,13 @@ func (e *Engine) Revision() string {
 	return ""
 }
 
+// NameRulesInGo reports whether the bundle in force has the default name
+// rules, which the engine then evaluates in Go (names.go).
+func (e *Engine) NameRulesInGo() bool {
+	c := e.cur.Load()
+	return c != nil && c.fast != nil
+}
+
 // Health reports the current revision, the error of the last load attempt
 // (nil if it succeeded) and the time of the last successful load.
 func (e *Engine) Health() (revision string, lastErr error, lastLoad time.Time) {
