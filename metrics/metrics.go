@@ -7,6 +7,8 @@ package metrics
 import (
 	"net/http"
 	"net/http/pprof"
+	"runtime"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -95,12 +97,25 @@ func (m *Metrics) GaugeFunc(name, help string, f func() float64) {
 	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
 }
 
+// Contention profiling rates set by Handler(true): one mutex contention
+// event in MutexProfileFraction is recorded, and about one blocking event
+// per BlockProfileRate of time spent blocked. Off (0) until pprof is
+// configured, as Go's defaults are.
+const (
+	MutexProfileFraction = 100
+	BlockProfileRate     = 100 * time.Microsecond
+)
+
 // Handler serves /metrics, and with withPprof the net/http/pprof endpoints
-// under /debug/pprof/ (CPU, heap, mutex and block profiles under load).
+// under /debug/pprof/ (CPU, heap, goroutine, mutex and block profiles
+// under load); withPprof also turns on the mutex and block profilers,
+// whose profiles are empty otherwise.
 func (m *Metrics) Handler(withPprof bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
 	if withPprof {
+		runtime.SetMutexProfileFraction(MutexProfileFraction)
+		runtime.SetBlockProfileRate(int(BlockProfileRate))
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -3,6 +3,7 @@ package server
 import (
 	"io"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/policyca/policyca/config"
 	"github.com/policyca/policyca/internal/testutil"
+	"github.com/policyca/policyca/metrics"
 )
 
 func TestMetricsAfterIssuanceAndRefusal(t *testing.T) {
@@ -51,6 +53,13 @@ func TestMetricsAfterIssuanceAndRefusal(t *testing.T) {
 	}
 	if !strings.Contains(scrape(t, "http://127.0.0.1:"+strconv.Itoa(port)+"/debug/pprof/"), "goroutine") {
 		t.Error("pprof index not served")
+	}
+	// The mutex profiler is on with pprof (its profile is empty otherwise).
+	if got := runtime.SetMutexProfileFraction(-1); got != metrics.MutexProfileFraction {
+		t.Errorf("mutex profile fraction %d, want %d", got, metrics.MutexProfileFraction)
+	}
+	if !strings.Contains(scrape(t, "http://127.0.0.1:"+strconv.Itoa(port)+"/debug/pprof/mutex?debug=1"), "cycles/second") {
+		t.Error("mutex profile not served")
 	}
 }
 
