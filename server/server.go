@@ -9,10 +9,10 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -356,8 +356,10 @@ func (s *Server) Close() error {
 	return err
 }
 
-// NewLogger builds the process logger from the configuration.
-func NewLogger(c config.Log) *slog.Logger {
+// NewLogger builds the process logger from the configuration, writing to
+// w (the commands give it os.Stderr through a logbuf.Writer, which keeps
+// log writes off the request path).
+func NewLogger(c config.Log, w io.Writer) *slog.Logger {
 	lvl := slog.LevelInfo
 	switch c.Level {
 	case "debug":
@@ -369,7 +371,7 @@ func NewLogger(c config.Log) *slog.Logger {
 	}
 	opts := &slog.HandlerOptions{Level: lvl}
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+		return slog.New(slog.NewJSONHandler(w, opts))
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	return slog.New(slog.NewTextHandler(w, opts))
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/policyca/policyca/bootstrap"
 	"github.com/policyca/policyca/config"
+	"github.com/policyca/policyca/internal/logbuf"
 	"github.com/policyca/policyca/server"
 )
 
@@ -42,7 +43,10 @@ func newCACmd() *cobra.Command {
 			if listen != "" {
 				c.Listen = listen
 			}
-			log := server.NewLogger(c.Log)
+			// Closed last: what is logged while shutting down is written.
+			lw := logbuf.New(os.Stderr, 0)
+			defer lw.Close()
+			log := server.NewLogger(c.Log, lw)
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			srv, err := server.New(ctx, c, log)

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/policyca/policyca/config"
+	"github.com/policyca/policyca/internal/logbuf"
 	"github.com/policyca/policyca/pki"
 	"github.com/policyca/policyca/ra"
 	"github.com/policyca/policyca/raapi"
@@ -38,7 +39,10 @@ func newRACmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log := server.NewLogger(c.Log)
+			// Closed last: what is logged while shutting down is written.
+			lw := logbuf.New(os.Stderr, 0)
+			defer lw.Close()
+			log := server.NewLogger(c.Log, lw)
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			n, err := ra.NewNode(ctx, c, log)
