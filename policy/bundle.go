@@ -17,6 +17,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/open-policy-agent/opa/v1/keys"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 )
 
@@ -322,11 +323,20 @@ type compiled struct {
 
 // compile prepares the decision query of b.
 func compile(ctx context.Context, name string, b *bundle.Bundle) (*compiled, error) {
-	store := inmem.NewFromObjectWithOpts(indexData(b.Data),
+	return compileWithStore(ctx, name, b, newStore(indexData(b.Data)))
+}
+
+// newStore is the store of a bundle's (indexed) data.
+func newStore(data map[string]any) storage.Store {
+	return inmem.NewFromObjectWithOpts(data,
 		inmem.OptRoundTripOnWrite(false),
 		// The bundle data is read on every evaluation; keeping it as AST
 		// values avoids converting it again for each decision.
 		inmem.OptReturnASTValuesOnRead(true))
+}
+
+// compileWithStore prepares the decision query of b's modules over store.
+func compileWithStore(ctx context.Context, name string, b *bundle.Bundle, store storage.Store) (*compiled, error) {
 	opts := []func(*rego.Rego){
 		rego.Store(store),
 		rego.Capabilities(capabilities()),
