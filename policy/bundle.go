@@ -35,10 +35,16 @@ const DefaultMaxBundleBytes = 32 << 20
 // DefaultKeyID is the key id Build puts in signatures when none is given.
 const DefaultKeyID = "policyca"
 
-// disabledBuiltins reach outside the process. Removing them from the
-// capabilities makes a bundle that calls them fail to compile, with the
-// location of the call, instead of failing at evaluation time.
-var disabledBuiltins = []string{"http.send", "net.lookup_ip_addr", "opa.runtime"}
+// disabledBuiltins reach outside the process or make a decision depend
+// on something other than the bundle and the input: the network
+// (http.send, net.lookup_ip_addr, and the JSON Schema builtins, which
+// fetch remote "$ref"s), the environment and configuration (opa.runtime),
+// randomness (rand.intn, uuid.rfc4122). time.now_ns stays: it returns the
+// request's time. Removing them from the capabilities makes a bundle that
+// calls them fail to compile, with the location of the call, instead of
+// failing at evaluation time.
+var disabledBuiltins = []string{"http.send", "net.lookup_ip_addr", "opa.runtime",
+	"json.match_schema", "json.verify_schema", "rand.intn", "uuid.rfc4122"}
 
 // capabilities is this OPA version's capabilities without disabledBuiltins.
 func capabilities() *ast.Capabilities {

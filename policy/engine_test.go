@@ -58,6 +58,23 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{"undefined function net.lookup_ip_addr"},
 		},
 		{
+			name: "rand.intn is disabled",
+			files: map[string]string{
+				".manifest":   manifest,
+				"policy.rego": "package policyca\n\ndecision := {\"allow\": rand.intn(\"x\", 2) == 0}\n",
+			},
+			want: []string{"undefined function rand.intn"},
+		},
+		{
+			name: "json.match_schema is disabled (remote $ref)",
+			files: map[string]string{
+				".manifest": manifest,
+				"policy.rego": "package policyca\n\ndecision := {\"allow\": json.match_schema(input, " +
+					"{\"$ref\": \"http://127.0.0.1/s.json\"})[0]}\n",
+			},
+			want: []string{"undefined function json.match_schema"},
+		},
+		{
 			name:  "manifest without roots",
 			files: map[string]string{".manifest": `{"revision": "r"}`, "policy.rego": "package policyca\n\ndecision := {\"allow\": true}\n"},
 			want:  []string{`"roots": ["policyca"]`},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/tester"
 )
 
@@ -15,12 +16,25 @@ type TestResult struct {
 
 // RunRegoTests runs the Rego unit tests (rules named test_*) found in
 // paths, as `opa test` does, writing one line per failure or error to w.
-// It is what `policyca policy test` runs.
+// It is what `policyca policy test` runs. It compiles with the CA's
+// capabilities, so a policy calling a builtin the CA disables (http.send,
+// rand.intn…) fails here as it would fail to load in the CA.
 func RunRegoTests(ctx context.Context, w io.Writer, paths ...string) (TestResult, error) {
 	var r TestResult
-	results, err := tester.Run(ctx, paths...)
+	modules, store, err := tester.Load(paths, nil)
 	if err != nil {
 		return r, err
+	}
+	ch, err := tester.NewRunner().
+		SetCompiler(ast.NewCompiler().WithCapabilities(capabilities())).
+		SetStore(store).
+		Run(ctx, modules)
+	if err != nil {
+		return r, err
+	}
+	var results []*tester.Result
+	for res := range ch {
+		results = append(results, res)
 	}
 	for _, res := range results {
 		switch {

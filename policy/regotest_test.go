@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -46,5 +47,19 @@ func TestRunRegoTestsReportsFailures(t *testing.T) {
 	}
 	if r.Passed != 1 || r.Failed != 1 || !bytes.Contains(out.Bytes(), []byte("test_bad")) {
 		t.Fatalf("got %+v, %q", r, out.String())
+	}
+}
+
+// TestRunRegoTestsUsesTheCAsCapabilities: a policy that calls a builtin
+// the CA disables fails `policyca policy test` as it would fail to load.
+func TestRunRegoTestsUsesTheCAsCapabilities(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"p.rego":      "package policyca\n\nn := rand.intn(\"x\", 10)\n",
+		"p_test.rego": "package policyca_test\n\ntest_n if data.policyca.n < 10\n",
+	})
+	var out bytes.Buffer
+	_, err := RunRegoTests(context.Background(), &out, dir)
+	if err == nil || !strings.Contains(err.Error(), "rand.intn") {
+		t.Fatalf("err = %v, output %q", err, out.String())
 	}
 }
