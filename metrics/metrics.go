@@ -74,8 +74,9 @@ func New() *Metrics {
 			Name: "policyca_refusals_total", Help: "Refused orders and signatures by provisioner, stage and reason.",
 		}, []string{"provisioner", "stage", "reason"}),
 		PolicyRevision: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "policyca_policy_bundle_info", Help: "1 for the policy bundle revision in force.",
-		}, []string{"revision"}),
+			Name: "policyca_policy_bundle_info",
+			Help: "1 for the policy bundle revision in force; name_rules is go when its name rules are the default's and run in Go, rego otherwise.",
+		}, []string{"revision", "name_rules"}),
 		PolicyLoadFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "policyca_policy_bundle_load_failures_total", Help: "Policy bundles refused (load, compile, verify or smoke test failed).",
 		}),
@@ -86,10 +87,15 @@ func New() *Metrics {
 	return m
 }
 
-// SetPolicyRevision records the revision in force.
-func (m *Metrics) SetPolicyRevision(rev string) {
+// SetPolicyRevision records the revision in force, and whether its name
+// rules run in Go.
+func (m *Metrics) SetPolicyRevision(rev string, nameRulesInGo bool) {
+	nameRules := "rego"
+	if nameRulesInGo {
+		nameRules = "go"
+	}
 	m.PolicyRevision.Reset()
-	m.PolicyRevision.WithLabelValues(rev).Set(1)
+	m.PolicyRevision.WithLabelValues(rev, nameRules).Set(1)
 }
 
 // GaugeFunc registers a gauge computed at scrape time (e.g. signer health).

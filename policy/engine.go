@@ -44,8 +44,9 @@ type EngineConfig struct {
 	// Node names this process in decision records.
 	Node string
 	// OnLoad is called after every load attempt (err nil on success),
-	// e.g. to count failures in metrics.
-	OnLoad func(revision string, err error)
+	// e.g. to count failures in metrics; nameRulesInGo says whether the
+	// loaded bundle's name rules run in Go (NameRulesInGo).
+	OnLoad func(revision string, nameRulesInGo bool, err error)
 	// OnDecision is called after every decision.
 	OnDecision func(d Decision, err error)
 	Logger     *slog.Logger
@@ -67,7 +68,7 @@ type Engine struct {
 	sink        DecisionSink
 	accounts    AccountInfo
 	node        string
-	onLoad      func(string, error)
+	onLoad      func(string, bool, error)
 	onDecision  func(Decision, error)
 	log         *slog.Logger
 	now         func() time.Time
@@ -137,12 +138,12 @@ func (e *Engine) Reload(ctx context.Context) error {
 	if errors.Is(err, errNotModified) {
 		return nil
 	}
-	rev := ""
+	rev, inGo := "", false
 	if c != nil {
-		rev = c.revision
+		rev, inGo = c.revision, c.fast != nil
 	}
 	if e.onLoad != nil {
-		e.onLoad(rev, err)
+		e.onLoad(rev, inGo, err)
 	}
 	e.healthMu.Lock()
 	defer e.healthMu.Unlock()

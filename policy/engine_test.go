@@ -272,7 +272,7 @@ func TestReloadKeepsLastGood(t *testing.T) {
 	dir := policyBundle(t, "good-1", `{"allow": true}`)
 	var mu sync.Mutex
 	var loads []error
-	e, err := NewEngine(EngineConfig{Path: dir, Logger: quietLogger(), OnLoad: func(_ string, err error) {
+	e, err := NewEngine(EngineConfig{Path: dir, Logger: quietLogger(), OnLoad: func(_ string, _ bool, err error) {
 		mu.Lock()
 		loads = append(loads, err)
 		mu.Unlock()

@@ -40,7 +40,7 @@ func TestMetricsAfterIssuanceAndRefusal(t *testing.T) {
 		`policyca_http_requests_total{code="201",endpoint="acme_new_order"} 1`,
 		`policyca_http_requests_total{code="400",endpoint="acme_new_order"} 1`,
 		`policyca_http_request_duration_seconds_count{endpoint="acme_finalize"}`,
-		`policyca_policy_bundle_info{revision="`,
+		`policyca_policy_bundle_info{name_rules="go",revision="`,
 		`policyca_policy_bundle_load_failures_total 0`,
 		`policyca_signer_healthy 1`,
 	} {

@@ -36,12 +36,12 @@ func newPolicyEngine(cfg *config.Config, st store.Store, node string, log *slog.
 		Accounts:         accountInfo{st},
 		Node:             node,
 		Logger:           log,
-		OnLoad: func(rev string, err error) {
+		OnLoad: func(rev string, nameRulesInGo bool, err error) {
 			if err != nil {
 				m.PolicyLoadFailures.Inc()
 				return
 			}
-			m.SetPolicyRevision(rev)
+			m.SetPolicyRevision(rev, nameRulesInGo)
 		},
 	}
 	if cfg.Policy.URL != "" {
