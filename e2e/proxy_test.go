@@ -37,8 +37,7 @@ func newRRProxy(t testing.TB) *rrProxy {
 	return p
 }
 
-func (p *rrProxy) addr() string { return p.ln.Addr().String() }
-func (p *rrProxy) port() int    { return p.ln.Addr().(*net.TCPAddr).Port }
+func (p *rrProxy) port() int { return p.ln.Addr().(*net.TCPAddr).Port }
 
 func (p *rrProxy) start(backends ...string) {
 	p.backends = backends

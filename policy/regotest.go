@@ -25,10 +25,16 @@ func RunRegoTests(ctx context.Context, w io.Writer, paths ...string) (TestResult
 	if err != nil {
 		return r, err
 	}
+	txn, err := store.NewTransaction(ctx)
+	if err != nil {
+		return r, err
+	}
+	defer store.Abort(ctx, txn)
 	ch, err := tester.NewRunner().
 		SetCompiler(ast.NewCompiler().WithCapabilities(capabilities())).
 		SetStore(store).
-		Run(ctx, modules)
+		SetModules(modules).
+		RunTests(ctx, txn)
 	if err != nil {
 		return r, err
 	}
