@@ -26,7 +26,7 @@ TEST_EXTRA ?= policy-check
 # testdata may hold deliberately malformed Go sources; the go tool skips it too.
 FIND_GO_FILES = find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -print0
 
-.PHONY: build run run-hsm deps test lint fmt-check vet unit fuzz-short fuzz test-extra policy-check clean
+.PHONY: build run run-hsm deps test lint fmt-check vet staticcheck unit fuzz-short fuzz test-extra policy-check clean
 
 # Always delegate to `go build`: it knows the real dependency graph and its
 # cache makes an up-to-date build nearly free.
@@ -68,7 +68,7 @@ test: deps
 		time $(MAKE) --no-print-directory $$step; \
 	done
 
-lint: fmt-check vet
+lint: fmt-check vet staticcheck
 
 # xargs -r: gofmt with no file arguments would read stdin and hang.
 fmt-check:
@@ -81,6 +81,10 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+
+# staticcheck is pinned in go.mod as a tool (go get -tool …), like opa.
+staticcheck:
+	$(GO) tool staticcheck ./...
 
 unit:
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...

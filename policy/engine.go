@@ -271,12 +271,21 @@ func (e *Engine) NameRulesInGo() bool {
 	return c != nil && c.fast != nil
 }
 
-// Health reports the current revision, the error of the last load attempt
-// (nil if it succeeded) and the time of the last successful load.
-func (e *Engine) Health() (revision string, lastErr error, lastLoad time.Time) {
+// Health is the state of an Engine's bundle.
+type Health struct {
+	// Revision is the bundle revision in force.
+	Revision string
+	// LastErr is the error of the last load attempt, nil if it succeeded.
+	LastErr error
+	// LastLoad is the time of the last successful load.
+	LastLoad time.Time
+}
+
+// Health reports the revision in force and how the last load went.
+func (e *Engine) Health() Health {
 	e.healthMu.Lock()
 	defer e.healthMu.Unlock()
-	return e.Revision(), e.lastErr, e.lastLoad
+	return Health{Revision: e.Revision(), LastErr: e.lastErr, LastLoad: e.lastLoad}
 }
 
 // LoadFailures counts refused bundles since the engine started.

@@ -302,7 +302,8 @@ func TestReloadKeepsLastGood(t *testing.T) {
 		if (err != nil) != s.wantErr {
 			t.Fatalf("%s: Reload error %v", s.revision, err)
 		}
-		rev, lastErr, lastLoad := e.Health()
+		h := e.Health()
+		rev, lastErr, lastLoad := h.Revision, h.LastErr, h.LastLoad
 		if rev != s.wantRev || e.Revision() != s.wantRev || (lastErr != nil) != s.wantErr || lastLoad.IsZero() {
 			t.Fatalf("%s: health %q %v %v", s.revision, rev, lastErr, lastLoad)
 		}
@@ -330,7 +331,7 @@ func TestWatchPath(t *testing.T) {
 	}
 	ctx := context.Background()
 	e.poll1(ctx) // unchanged: nothing happens
-	if _, _, at := e.Health(); e.LoadFailures() != 0 || e.Revision() != "w-1" || at.IsZero() {
+	if at := e.Health().LastLoad; e.LoadFailures() != 0 || e.Revision() != "w-1" || at.IsZero() {
 		t.Fatal("unexpected reload")
 	}
 	writeManifest := func(rev string) {

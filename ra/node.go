@@ -191,13 +191,13 @@ func (n *Node) TLSConfig() *tls.Config {
 }
 
 func (n *Node) healthz(w http.ResponseWriter, r *http.Request) {
-	rev, perr, _ := n.policy.Health()
+	ph := n.policy.Health()
 	w.Header().Set("Content-Type", "application/json")
 	status := "ok"
-	if perr != nil {
+	if ph.LastErr != nil {
 		status = "degraded"
 	}
-	fmt.Fprintf(w, "{\"status\":%q,\"ra\":%q,\"policy_revision\":%q}\n", status, n.cfg.Name, rev)
+	fmt.Fprintf(w, "{\"status\":%q,\"ra\":%q,\"policy_revision\":%q}\n", status, n.cfg.Name, ph.Revision)
 }
 
 // Run serves on the configured address until ctx is done.

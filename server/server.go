@@ -243,11 +243,11 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	} else {
 		status["store"] = "ok"
 	}
-	rev, perr, _ := s.policy.Health()
-	status["policy_revision"] = rev
-	if perr != nil {
+	ph := s.policy.Health()
+	status["policy_revision"] = ph.Revision
+	if ph.LastErr != nil {
 		// The last load failed; the revision above stays in force.
-		status["policy_last_error"] = perr.Error()
+		status["policy_last_error"] = ph.LastErr.Error()
 	}
 	status["signer"] = "ok"
 	if hc, ok := s.issuer.(interface{ Healthy() (bool, error) }); ok {
