@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/gorilla/mux"
 
@@ -96,12 +97,12 @@ func (s *Server) startChallenge(ctx context.Context, req *request, loaded *core.
 	if err != nil {
 		// The challenge is processing already: record the failure on it
 		// rather than leaving it stuck.
-		s.finishChallenge(context.WithoutCancel(ctx), authzID, challID, err)
+		s.finishChallenge(context.WithoutCancel(ctx), snapshot(a), challID, err)
 		return s.loadAuthz(ctx, authzID)
 	}
 	in := core.ChallengeInput{Type: c.Type, Identifier: a.Identifier, Token: c.Token, KeyAuthorization: keyAuth}
 	started = true
-	go s.validate(context.WithoutCancel(ctx), req.prov, authzID, challID, in)
+	go s.validate(context.WithoutCancel(ctx), req.prov, snapshot(a), challID, in)
 	return a, nil
 }
 
@@ -117,19 +118,28 @@ func (s *Server) reserveValidation() bool {
 	return true
 }
 
+// snapshot copies an authorization as far as finishChallenge changes it,
+// so that the copy can be updated while the original is being rendered.
+func snapshot(a *core.Authorization) *core.Authorization {
+	cp := *a
+	cp.Challenges = slices.Clone(a.Challenges)
+	return &cp
+}
+
 // validate runs one validation on the bounded pool and records its result.
 // ctx carries the request's logger but not its cancellation: the client
-// does not wait for the validation.
-func (s *Server) validate(ctx context.Context, p *provisioner, authzID, challID string, in core.ChallengeInput) {
+// does not wait for the validation. a is the authorization as this
+// request stored it (a snapshot).
+func (s *Server) validate(ctx context.Context, p *provisioner, a *core.Authorization, challID string, in core.ChallengeInput) {
 	defer s.wg.Done()
 	s.sem <- struct{}{}
 	defer func() { <-s.sem }()
 	vctx, cancel := context.WithTimeout(ctx, s.validationTimeout)
 	err := s.runValidator(vctx, p.Validator, in)
 	cancel()
-	s.logger(ctx).Info("challenge validated", "authz", authzID, "challenge", challID,
+	s.logger(ctx).Info("challenge validated", "authz", a.ID, "challenge", challID,
 		"type", in.Type, "identifier", in.Identifier.Value, "ok", err == nil, "error", errString(err))
-	s.finishChallenge(ctx, authzID, challID, err)
+	s.finishChallenge(ctx, a, challID, err)
 }
 
 // runValidator turns a panicking validator into a serverInternal result,
@@ -153,7 +163,11 @@ func errString(err error) string {
 // finishChallenge records a validation result on the challenge and its
 // authorization, then advances the order. Each step is a versioned update,
 // so results of several challenges of one order landing together all count.
-func (s *Server) finishChallenge(ctx context.Context, authzID, challID string, verr error) {
+// The update starts from snap, the authorization as the challenge request
+// stored it, and reads it again only if it has changed since (a version
+// conflict), which saves a read per validation.
+func (s *Server) finishChallenge(ctx context.Context, snap *core.Authorization, challID string, verr error) {
+	authzID := snap.ID
 	now := s.now().UTC()
 	var problem *core.Error
 	if verr != nil {
@@ -161,7 +175,7 @@ func (s *Server) finishChallenge(ctx context.Context, authzID, challID string, v
 		// Store only what a client may see: the cause stays in the log.
 		problem = &core.Error{Kind: e.Kind, Detail: e.Detail, Identifier: e.Identifier, Subproblems: e.Subproblems}
 	}
-	a, err := s.updateAuthz(ctx, authzID, func(a *core.Authorization) (bool, error) {
+	a, err := s.updateAuthzFrom(ctx, snap, func(a *core.Authorization) (bool, error) {
 		c := findChallenge(a, challID)
 		if c == nil || c.Status != core.StatusProcessing {
 			return false, nil

@@ -300,3 +300,41 @@ func TestOtherAccountsResources(t *testing.T) {
 	}
 	intruder.post(env.url("/order/nosuchorder"), nil).wantProblem(t, 404, "malformed")
 }
+
+// TestDeactivationDuringValidation: the validation result is recorded
+// from the authorization as the challenge request stored it; when the
+// client deactivates the authorization meanwhile, the result must not
+// undo the deactivation (the stale copy loses on its version).
+func TestDeactivationDuringValidation(t *testing.T) {
+	env := newEnv(t)
+	gate := make(chan struct{})
+	env.validator.gate = gate
+	c := env.newClient(t)
+	c.register()
+	o, orderURL := c.newOrder("dns:a.internal")
+	a := c.authz(o.Authorizations[0])
+	if r := c.post(a.Challenges[0].URL, struct{}{}); r.status != http.StatusOK {
+		t.Fatalf("trigger: %d %s", r.status, r.body)
+	}
+	if r := c.post(o.Authorizations[0], map[string]string{"status": "deactivated"}); r.status != http.StatusOK {
+		t.Fatalf("deactivate: %d %s", r.status, r.body)
+	}
+	close(gate)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := c.authz(o.Authorizations[0])
+		if got.Status != core.StatusDeactivated {
+			t.Fatalf("authz = %s after the validation, want deactivated", got.Status)
+		}
+		if got.Challenges[0].Status == core.StatusValid {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the validation result was not recorded: %+v", got.Challenges[0])
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := c.order(orderURL); got.Status != core.StatusInvalid {
+		t.Errorf("order = %s, want invalid", got.Status)
+	}
+}
