@@ -20,6 +20,18 @@ func ms(d time.Duration) string {
 	return fmt.Sprintf("%.1f ms", f)
 }
 
+// writeLatencyTable writes a one-row latency table (nothing if there is no
+// latency to show).
+func writeLatencyTable(w io.Writer, name string, l Latency) {
+	if l.Count == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "latency:\tn\tmean\tp50\tp90\tp99\tmax\t")
+	writeLatencyRow(tw, name, l)
+	tw.Flush()
+}
+
 func writeLatencyRow(tw io.Writer, name string, l Latency) {
 	fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\t%s\t%s\t\n", name, l.Count, ms(l.Mean), ms(l.P50), ms(l.P90), ms(l.P99), ms(l.Max))
 }
@@ -85,12 +97,7 @@ func (r *SignResult) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "workers:       %d\n", r.Concurrency)
 	fmt.Fprintf(w, "signatures:    %d succeeded, %d failed in %.2f s\n", r.Signatures, r.Failed, r.Elapsed.Seconds())
 	fmt.Fprintf(w, "throughput:    %.1f signatures/s\n", r.Rate)
-	if r.Latency.Count > 0 {
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "latency:\tn\tmean\tp50\tp90\tp99\tmax\t")
-		writeLatencyRow(tw, "sign", r.Latency)
-		tw.Flush()
-	}
+	writeLatencyTable(w, "sign", r.Latency)
 	writeErrors(w, r.Errors)
 	writeCPU(w, "process CPU:", r.ClientCPU, "signature")
 }
@@ -101,12 +108,7 @@ func (r *PolicyResult) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "workers:       %d\n", r.Concurrency)
 	fmt.Fprintf(w, "decisions:     %d (%d allowed, %d denied), %d failed in %.2f s\n", r.Decisions, r.Allowed, r.Denied, r.Failed, r.Elapsed.Seconds())
 	fmt.Fprintf(w, "throughput:    %.1f decisions/s\n", r.Rate)
-	if r.Latency.Count > 0 {
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "latency:\tn\tmean\tp50\tp90\tp99\tmax\t")
-		writeLatencyRow(tw, "decide", r.Latency)
-		tw.Flush()
-	}
+	writeLatencyTable(w, "decide", r.Latency)
 	writeErrors(w, r.Errors)
 	writeCPU(w, "process CPU:", r.CPU, "decision")
 }

@@ -22,17 +22,7 @@ func TestSignLintedSignsTheLintedBytes(t *testing.T) {
 			h := newHierarchy(t, spec)
 			c, _ := newTestCA(t, func(o *Options) { o.Signer, o.Issuer = h.interKey, h.inter })
 			pub := mustKey(t).Public()
-			tmpl, err := c.template(pub, dnsIDs("app.internal", "www.app.internal"), fixedNow, fixedNow.Add(24*time.Hour))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tmpl.SerialNumber, err = pki.RandomSerial(); err != nil {
-				t.Fatal(err)
-			}
-			lintDER, err := lintCertificate(tmpl, h.inter, pub, c.lintKey)
-			if err != nil {
-				t.Fatal(err)
-			}
+			tmpl, lintDER := lintedCertificate(t, c, h, pub, "app.internal", "www.app.internal")
 			lintTBS, _, err := splitCertificate(lintDER)
 			if err != nil {
 				t.Fatal(err)
@@ -72,6 +62,24 @@ func TestSignLintedSignsTheLintedBytes(t *testing.T) {
 	}
 }
 
+// lintedCertificate returns c's template for names and pub, with a serial,
+// and the lint certificate built from it under h's issuer.
+func lintedCertificate(t *testing.T, c *CA, h *hierarchy, pub crypto.PublicKey, names ...string) (*x509.Certificate, []byte) {
+	t.Helper()
+	tmpl, err := c.template(pub, dnsIDs(names...), fixedNow, fixedNow.Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tmpl.SerialNumber, err = pki.RandomSerial(); err != nil {
+		t.Fatal(err)
+	}
+	lintDER, err := lintCertificate(tmpl, h.inter, pub, c.lintKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tmpl, lintDER
+}
+
 // zeroReader is enough randomness for x509.CreateCertificate's signature
 // in a test that does not look at it.
 type zeroReader struct{}
@@ -97,19 +105,8 @@ func (w wrongSigner) Sign(r io.Reader, d []byte, o crypto.SignerOpts) ([]byte, e
 func TestSignLintedRefusesABadSignature(t *testing.T) {
 	h := testHierarchy(t)
 	c, _ := newTestCA(t, nil)
-	pub := mustKey(t).Public()
-	tmpl, err := c.template(pub, dnsIDs("app.internal"), fixedNow, fixedNow.Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tmpl.SerialNumber, err = pki.RandomSerial(); err != nil {
-		t.Fatal(err)
-	}
-	lintDER, err := lintCertificate(tmpl, h.inter, pub, c.lintKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _, err = signLinted(lintDER, wrongSigner{Signer: h.interKey, other: mustKey(t)}, h.inter)
+	_, lintDER := lintedCertificate(t, c, h, mustKey(t).Public(), "app.internal")
+	_, _, err := signLinted(lintDER, wrongSigner{Signer: h.interKey, other: mustKey(t)}, h.inter)
 	if err == nil || !strings.Contains(err.Error(), "does not verify") {
 		t.Fatalf("err = %v", err)
 	}

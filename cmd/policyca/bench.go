@@ -50,6 +50,22 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// report prints a bench result as JSON or text, then returns failed (the
+// run's failures, if any) as exit status 1.
+func report(out io.Writer, res interface{ WriteText(io.Writer) }, asJSON bool, failed error) error {
+	if asJSON {
+		if err := writeJSON(out, res); err != nil {
+			return err
+		}
+	} else {
+		res.WriteText(out)
+	}
+	if failed != nil {
+		return &exitError{1, failed}
+	}
+	return nil
+}
+
 func newBenchACMECmd() *cobra.Command {
 	var (
 		o                benchACMEFlags
@@ -110,18 +126,11 @@ The exit status is 0 when every issuance succeeded, 1 otherwise.`,
 			if !serials {
 				res.Serials = nil
 			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				if err := writeJSON(out, res); err != nil {
-					return err
-				}
-			} else {
-				res.WriteText(out)
-			}
+			var failed error
 			if res.Succeeded != res.Requested {
-				return &exitError{1, fmt.Errorf("%d of %d issuances did not succeed", res.Requested-res.Succeeded, res.Requested)}
+				failed = fmt.Errorf("%d of %d issuances did not succeed", res.Requested-res.Succeeded, res.Requested)
 			}
-			return nil
+			return report(cmd.OutOrStdout(), res, asJSON, failed)
 		},
 	}
 	f := cmd.Flags()
@@ -180,18 +189,11 @@ issuance. The first signature is verified against the public key.`,
 			if err != nil {
 				return &exitError{2, err}
 			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				if err := writeJSON(out, res); err != nil {
-					return err
-				}
-			} else {
-				res.WriteText(out)
-			}
+			var failed error
 			if res.Failed > 0 {
-				return &exitError{1, fmt.Errorf("%d signatures failed", res.Failed)}
+				failed = fmt.Errorf("%d signatures failed", res.Failed)
 			}
-			return nil
+			return report(cmd.OutOrStdout(), res, asJSON, failed)
 		},
 	}
 	f := cmd.Flags()

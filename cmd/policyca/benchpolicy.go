@@ -124,18 +124,11 @@ or the bundle's own name rules in Rego (docs/policy.md, "Performance").`,
 			if err != nil {
 				return &exitError{2, err}
 			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				if err := writeJSON(out, res); err != nil {
-					return err
-				}
-			} else {
-				res.WriteText(out)
-			}
+			var failed error
 			if res.Failed > 0 {
-				return &exitError{1, fmt.Errorf("%d decisions failed", res.Failed)}
+				failed = fmt.Errorf("%d decisions failed", res.Failed)
 			}
-			return nil
+			return report(cmd.OutOrStdout(), res, asJSON, failed)
 		},
 	}
 	f := cmd.Flags()
