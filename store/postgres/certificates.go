@@ -191,19 +191,7 @@ func (s *Store) ListRevoked(ctx context.Context, notExpiredAt time.Time) ([]*cor
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	rows, err := s.pool.Query(ctx, sqlRevoked, ts(notExpiredAt))
-	if err != nil {
-		return nil, mapErr(ctx, err)
-	}
-	defer rows.Close()
-	var out []*core.Certificate
-	for rows.Next() {
-		c, err := scanCert(rows)
-		if err != nil {
-			return nil, mapErr(ctx, err)
-		}
-		out = append(out, c)
-	}
-	return out, mapErr(ctx, rows.Err())
+	return collect(ctx, rows, err, scanCert)
 }
 
 // scanCert reads one certificate row; errors are left for the caller to map

@@ -17,17 +17,5 @@ func (s *Store) GetCertificatesByOrder(ctx context.Context, orderID string) ([]*
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	rows, err := s.pool.Query(ctx, sqlCertsByOrder, orderID)
-	if err != nil {
-		return nil, mapErr(ctx, err)
-	}
-	defer rows.Close()
-	var out []*core.Certificate
-	for rows.Next() {
-		c, err := scanCert(rows)
-		if err != nil {
-			return nil, mapErr(ctx, err)
-		}
-		out = append(out, c)
-	}
-	return out, mapErr(ctx, rows.Err())
+	return collect(ctx, rows, err, scanCert)
 }

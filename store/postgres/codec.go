@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/policyca/policyca/core"
 )
@@ -177,4 +180,18 @@ func challengesFrom(b []byte) ([]core.Challenge, error) {
 // scanner is satisfied by pgx.Row and pgx.Rows.
 type scanner interface {
 	Scan(dest ...any) error
+}
+
+// collect returns every row of a query's result, read with scan
+// (pgx.AppendRows, which closes rows); nil when there is none. err is the
+// query's error; errors are mapped with ctx.
+func collect[T any](ctx context.Context, rows pgx.Rows, err error, scan func(scanner) (T, error)) ([]T, error) {
+	if err != nil {
+		return nil, mapErr(ctx, err)
+	}
+	out, err := pgx.AppendRows([]T(nil), rows, func(r pgx.CollectableRow) (T, error) { return scan(r) })
+	if err != nil {
+		return nil, mapErr(ctx, err)
+	}
+	return out, nil
 }

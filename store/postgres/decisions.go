@@ -95,19 +95,7 @@ func (s *Store) ListDecisions(ctx context.Context, f core.DecisionFilter) ([]*co
 	}
 	q += ` ORDER BY time DESC, seq DESC LIMIT ` + arg(decisionLimit(f.Limit))
 	rows, err := s.pool.Query(ctx, q, args...)
-	if err != nil {
-		return nil, mapErr(ctx, err)
-	}
-	defer rows.Close()
-	var out []*core.DecisionRecord
-	for rows.Next() {
-		r, err := scanDecision(rows)
-		if err != nil {
-			return nil, mapErr(ctx, err)
-		}
-		out = append(out, r)
-	}
-	return out, mapErr(ctx, rows.Err())
+	return collect(ctx, rows, err, scanDecision)
 }
 
 // decisionLimit applies the default and the cap to a requested limit.

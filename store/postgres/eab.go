@@ -80,19 +80,7 @@ func (s *Store) ListEABKeys(ctx context.Context, provisioner string) ([]*core.EA
 	} else {
 		rows, err = s.pool.Query(ctx, sqlEABByProv, provisioner)
 	}
-	if err != nil {
-		return nil, mapErr(ctx, err)
-	}
-	defer rows.Close()
-	var out []*core.EABKey
-	for rows.Next() {
-		k, err := scanEAB(rows)
-		if err != nil {
-			return nil, mapErr(ctx, err)
-		}
-		out = append(out, k)
-	}
-	return out, mapErr(ctx, rows.Err())
+	return collect(ctx, rows, err, scanEAB)
 }
 
 // UpdateEABKey writes Reference, ExpiresAt, RevokedAt and Policy if

@@ -215,19 +215,7 @@ func (s *Store) ListStaleProcessingOrders(ctx context.Context, before time.Time)
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	rows, err := s.pool.Query(ctx, sqlStaleOrders, ts(before))
-	if err != nil {
-		return nil, mapErr(ctx, err)
-	}
-	defer rows.Close()
-	var out []*core.Order
-	for rows.Next() {
-		o, err := scanOrder(rows)
-		if err != nil {
-			return nil, mapErr(ctx, err)
-		}
-		out = append(out, o)
-	}
-	return out, mapErr(ctx, rows.Err())
+	return collect(ctx, rows, err, scanOrder)
 }
 
 // scanOrder reads one order row; errors are left for the caller to map with

@@ -115,19 +115,7 @@ func (s *Store) ListRAs(ctx context.Context) ([]*core.RA, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	rows, err := s.pool.Query(ctx, `SELECT `+raCols+` FROM ras ORDER BY name`)
-	if err != nil {
-		return nil, mapErr(ctx, err)
-	}
-	defer rows.Close()
-	var out []*core.RA
-	for rows.Next() {
-		ra, err := scanRA(rows)
-		if err != nil {
-			return nil, mapErr(ctx, err)
-		}
-		out = append(out, ra)
-	}
-	return out, mapErr(ctx, rows.Err())
+	return collect(ctx, rows, err, scanRA)
 }
 
 // UpdateRA writes the mutable fields of ra if its Version is current.
@@ -157,7 +145,7 @@ SELECT EXISTS (SELECT 1 FROM upd), EXISTS (SELECT 1 FROM ras WHERE name = $5)`,
 	return nil
 }
 
-func scanRA(row pgx.Row) (*core.RA, error) {
+func scanRA(row scanner) (*core.RA, error) {
 	var (
 		ra                                    core.RA
 		provs                                 []byte

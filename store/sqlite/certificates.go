@@ -151,19 +151,7 @@ func (s *Store) RevokeCertificate(ctx context.Context, serial string, reason int
 // notExpiredAt, ordered by serial.
 func (s *Store) ListRevoked(ctx context.Context, notExpiredAt time.Time) ([]*core.Certificate, error) {
 	rows, err := s.revoked.QueryContext(ctx, notExpiredAt.UnixMicro())
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	defer rows.Close()
-	var out []*core.Certificate
-	for rows.Next() {
-		c, err := scanCert(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, mapErr(rows.Err())
+	return collect(rows, err, scanCert)
 }
 
 func scanCert(row scanner) (*core.Certificate, error) {

@@ -134,3 +134,21 @@ func challengesFrom(s string) ([]core.Challenge, error) {
 type scanner interface {
 	Scan(dest ...any) error
 }
+
+// collect returns every row of a query's result, read with scan; nil when
+// there is none. err is the query's error; rows are closed.
+func collect[T any](rows *sql.Rows, err error, scan func(scanner) (T, error)) ([]T, error) {
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, mapErr(rows.Err())
+}

@@ -83,19 +83,7 @@ func (s *Store) ListDecisions(ctx context.Context, f core.DecisionFilter) ([]*co
 		args = append(args, f.AccountID)
 	}
 	rows, err := s.decisions[which].QueryContext(ctx, append(args, decisionLimit(f.Limit))...)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	defer rows.Close()
-	var out []*core.DecisionRecord
-	for rows.Next() {
-		r, err := scanDecision(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, mapErr(rows.Err())
+	return collect(rows, err, scanDecision)
 }
 
 // decisionLimit applies the default and the cap to a requested limit.

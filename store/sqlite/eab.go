@@ -57,19 +57,7 @@ func (s *Store) ListEABKeys(ctx context.Context, provisioner string) ([]*core.EA
 	} else {
 		rows, err = s.eabByProv.QueryContext(ctx, provisioner)
 	}
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	defer rows.Close()
-	var out []*core.EABKey
-	for rows.Next() {
-		k, err := scanEAB(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, k)
-	}
-	return out, mapErr(rows.Err())
+	return collect(rows, err, scanEAB)
 }
 
 // UpdateEABKey writes Reference, ExpiresAt, RevokedAt and Policy if

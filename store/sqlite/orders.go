@@ -186,19 +186,7 @@ func (s *Store) ListOrderIDs(ctx context.Context, accountID, cursor string, limi
 // interrupted write, and recovery is where it must end up.
 func (s *Store) ListStaleProcessingOrders(ctx context.Context, before time.Time) ([]*core.Order, error) {
 	rows, err := s.staleOrders.QueryContext(ctx, before.UnixMicro())
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	defer rows.Close()
-	var out []*core.Order
-	for rows.Next() {
-		o, err := scanOrder(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, o)
-	}
-	return out, mapErr(rows.Err())
+	return collect(rows, err, scanOrder)
 }
 
 func scanOrder(row scanner) (*core.Order, error) {

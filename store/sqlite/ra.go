@@ -111,19 +111,7 @@ func (s *Store) GetRA(ctx context.Context, name string) (*core.RA, error) {
 // ListRAs returns every RA, by name.
 func (s *Store) ListRAs(ctx context.Context) ([]*core.RA, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+raCols+` FROM ras ORDER BY name`)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	defer rows.Close()
-	var out []*core.RA
-	for rows.Next() {
-		ra, err := scanRA(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, ra)
-	}
-	return out, mapErr(rows.Err())
+	return collect(rows, err, scanRA)
 }
 
 // UpdateRA writes the mutable fields of ra if its Version is current.
