@@ -64,6 +64,19 @@ type DecisionRecord struct {
 	Error string
 }
 
+// Core is r as the store keeps it.
+func (r DecisionRecord) Core() *core.DecisionRecord {
+	rec := &core.DecisionRecord{
+		ID: r.DecisionID, Time: r.Time, Stage: string(r.Stage), Provisioner: r.Provisioner, AccountID: r.AccountID,
+		Identifiers: r.Identifiers, Allow: r.Allow, Revision: r.Revision, EvalTime: r.EvalTime, Error: r.Error,
+		RA: r.RA, Node: r.Node,
+	}
+	for _, v := range r.Violations {
+		rec.Violations = append(rec.Violations, core.Violation{Type: v.Type, Value: v.Value, Layer: v.Layer, Reason: v.Reason})
+	}
+	return rec
+}
+
 // DecisionSink stores decision records. Decide fails closed on a sink
 // error: a decision that would have allowed is turned into a denial with an
 // error, because an issuance that cannot be accounted for must not happen.

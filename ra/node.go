@@ -306,13 +306,7 @@ type decisionSink struct {
 }
 
 func (d decisionSink) RecordDecision(ctx context.Context, r policy.DecisionRecord) error {
-	rec := &core.DecisionRecord{
-		ID: r.DecisionID, Time: r.Time, Stage: string(r.Stage), Provisioner: r.Provisioner, AccountID: r.AccountID,
-		Identifiers: r.Identifiers, Allow: r.Allow, Revision: r.Revision, EvalTime: r.EvalTime, Error: r.Error,
-		RA: d.ra, Node: r.Node,
-	}
-	for _, v := range r.Violations {
-		rec.Violations = append(rec.Violations, core.Violation{Type: v.Type, Value: v.Value, Layer: v.Layer, Reason: v.Reason})
-	}
+	rec := r.Core()
+	rec.RA = d.ra
 	return d.st.RecordDecisions(ctx, []*core.DecisionRecord{rec})
 }

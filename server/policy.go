@@ -59,15 +59,7 @@ func newPolicyEngine(cfg *config.Config, st store.Store, node string, log *slog.
 type decisionSink struct{ st store.Store }
 
 func (d decisionSink) RecordDecision(ctx context.Context, r policy.DecisionRecord) error {
-	rec := &core.DecisionRecord{
-		ID: r.DecisionID, Time: r.Time, Stage: string(r.Stage), Provisioner: r.Provisioner, AccountID: r.AccountID,
-		Identifiers: r.Identifiers, Allow: r.Allow, Revision: r.Revision, EvalTime: r.EvalTime, Error: r.Error,
-		RA: r.RA, Node: r.Node,
-	}
-	for _, v := range r.Violations {
-		rec.Violations = append(rec.Violations, core.Violation{Type: v.Type, Value: v.Value, Layer: v.Layer, Reason: v.Reason})
-	}
-	return d.st.RecordDecisions(ctx, []*core.DecisionRecord{rec})
+	return d.st.RecordDecisions(ctx, []*core.DecisionRecord{r.Core()})
 }
 
 // accountInfo gives the policy the account's EAB key and account policy
