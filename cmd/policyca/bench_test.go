@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -15,15 +14,10 @@ import (
 	"github.com/policyca/policyca/signer/soft"
 )
 
+// runBench is runRoot for `policyca bench ARGS`.
 func runBench(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := newBenchCmd()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(args)
-	err := cmd.Execute()
-	return out.String(), err
+	return runRoot(t, append([]string{"bench"}, args...)...)
 }
 
 func TestBenchSignSoftKey(t *testing.T) {
