@@ -168,12 +168,14 @@ type caProcess struct {
 	err    error         // Wait's result, valid after done is closed
 }
 
-// startCA starts `policyca ca --state state`. The process is stopped when the
-// test ends, and its output goes to the test log if the test failed.
-func startCA(t *testing.T, bin, state string) *caProcess {
+// startCA starts `policyca ca --state state [extra…]`. The process is
+// stopped when the test ends, and its output goes to the test log if the
+// test failed.
+func startCA(t testing.TB, bin, state string, extra ...string) *caProcess {
 	t.Helper()
+	args := append([]string{"ca", "--state", state}, extra...)
 	p := &caProcess{output: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, "ca", "--state", state)
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout = p.output
 	p.cmd.Stderr = p.output
 	if err := p.cmd.Start(); err != nil {
@@ -186,7 +188,7 @@ func startCA(t *testing.T, bin, state string) *caProcess {
 	t.Cleanup(func() {
 		p.stop()
 		if t.Failed() {
-			t.Logf("policyca ca --state %s output:\n%s", state, p.output.String())
+			t.Logf("policyca %s output:\n%s", strings.Join(args, " "), p.output.String())
 		}
 	})
 	return p

@@ -39,24 +39,7 @@ import (
 // several sharing the state directory's configuration and database.
 func startNode(t testing.TB, bin, state, listen string) *caProcess {
 	t.Helper()
-	p := &caProcess{output: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, "ca", "--state", state, "--listen", listen)
-	p.cmd.Stdout = p.output
-	p.cmd.Stderr = p.output
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting policyca ca: %v", err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			t.Logf("node %s output:\n%s", listen, p.output.String())
-		}
-	})
-	return p
+	return startCA(t, bin, state, "--listen", listen)
 }
 
 // kill is kill -9: no shutdown, requests in flight are cut off.
