@@ -87,51 +87,38 @@ var nameBuiltin = rego.Function2(&rego.Function{
 	return ast.NewTerm(s), nil
 })
 
-// stockNames are the rules nameViolations stands for: every rule of
+// stockRules are the rules nameViolations stands for: every rule of
 // names.rego but violation, and layer and layer_label of decision.rego.
-var stockNames struct {
-	once  sync.Once
+type stockRules struct {
+	// names are their names; rules their text, sorted (namedRules).
 	names map[string]bool
 	rules []string
-	err   error
 }
 
-// loadStockNames reads the default bundle's name rules once.
-func loadStockNames() (map[string]bool, []string, error) {
-	stockNames.once.Do(func() {
-		mods := map[string]*ast.Module{}
-		for _, f := range []string{"names.rego", "decision.rego"} {
-			b, err := fs.ReadFile(policies.Default(), f)
-			if err != nil {
-				stockNames.err = err
-				return
-			}
-			m, err := ast.ParseModuleWithOpts(f, string(b), ast.ParserOptions{RegoVersion: ast.RegoV1})
-			if err != nil {
-				stockNames.err = err
-				return
-			}
-			mods[f] = m
+// loadStockRules reads the default bundle's name rules, once.
+var loadStockRules = sync.OnceValues(func() (stockRules, error) {
+	var mods []*ast.Module // names.rego, then decision.rego
+	for _, f := range []string{"names.rego", "decision.rego"} {
+		b, err := fs.ReadFile(policies.Default(), f)
+		if err != nil {
+			return stockRules{}, err
 		}
-		names := map[string]bool{"layer": true, "layer_label": true}
-		for _, r := range mods["names.rego"].Rules {
-			names[ruleName(r)] = true
+		m, err := ast.ParseModuleWithOpts(f, string(b), ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			return stockRules{}, err
 		}
-		// violation is what every rule extends, custom ones included; the
-		// rule of names.rego that adds name_violations to it is evaluated
-		// in Rego either way.
-		delete(names, "violation")
-		stockNames.names = names
-		stockNames.rules = namedRules(slices.Collect(func(yield func(*ast.Module) bool) {
-			for _, m := range mods {
-				if !yield(m) {
-					return
-				}
-			}
-		}), names)
-	})
-	return stockNames.names, stockNames.rules, stockNames.err
-}
+		mods = append(mods, m)
+	}
+	names := map[string]bool{"layer": true, "layer_label": true}
+	for _, r := range mods[0].Rules {
+		names[ruleName(r)] = true
+	}
+	// violation is what every rule extends, custom ones included; the rule
+	// of names.rego that adds name_violations to it is evaluated in Rego
+	// either way.
+	delete(names, "violation")
+	return stockRules{names: names, rules: namedRules(mods, names)}, nil
+})
 
 // ruleName is the first element of a rule's head reference ("layer" for
 // layer["authority"] := …).
@@ -167,11 +154,11 @@ func namedRules(mods []*ast.Module, names map[string]bool) []string {
 // stockNameRules reports whether the name rules of mods are exactly the
 // default bundle's, so that nameViolations decides as they would.
 func stockNameRules(mods []*ast.Module) bool {
-	names, want, err := loadStockNames()
+	stock, err := loadStockRules()
 	if err != nil {
 		return false
 	}
-	return slices.Equal(namedRules(mods, names), want)
+	return slices.Equal(namedRules(mods, stock.names), stock.rules)
 }
 
 // name is one name a certificate would carry.
