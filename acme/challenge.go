@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -14,8 +15,11 @@ import (
 
 // handleChallenge is POST-as-GET of a challenge, or, with a JSON object
 // payload (normally {}), the client's signal that the challenge is ready to
-// be validated (§7.5.1). Validation runs asynchronously; the response shows
-// the challenge as processing.
+// be validated (§7.5.1). Validation runs on the bounded validation pool;
+// the request waits for it up to validationWait and answers with the
+// challenge as it then is: valid or invalid when the validation was quick
+// (the usual case on an internal network, which spares the client its
+// polls), processing with a Retry-After otherwise.
 func (s *Server) handleChallenge(w http.ResponseWriter, r *http.Request, req *request) error {
 	ctx := r.Context()
 	challID := mux.Vars(r)["chall"]
@@ -97,13 +101,37 @@ func (s *Server) startChallenge(ctx context.Context, req *request, loaded *core.
 	if err != nil {
 		// The challenge is processing already: record the failure on it
 		// rather than leaving it stuck.
-		s.finishChallenge(context.WithoutCancel(ctx), snapshot(a), challID, err)
+		if done := s.finishChallenge(context.WithoutCancel(ctx), snapshot(a), challID, err); done != nil {
+			return done, nil
+		}
 		return s.loadAuthz(ctx, authzID)
 	}
 	in := core.ChallengeInput{Type: c.Type, Identifier: a.Identifier, Token: c.Token, KeyAuthorization: keyAuth}
 	started = true
-	go s.validate(context.WithoutCancel(ctx), req.prov, snapshot(a), challID, in)
-	return a, nil
+	result := make(chan *core.Authorization, 1)
+	go s.validate(context.WithoutCancel(ctx), req.prov, snapshot(a), challID, in, result)
+	return s.awaitValidation(ctx, a, result), nil
+}
+
+// awaitValidation waits up to validationWait for a validation started by
+// this request and returns the authorization as the validation left it,
+// or a (processing) if it takes longer, the client goes away, or its
+// result could not be recorded. The validation goes on either way.
+func (s *Server) awaitValidation(ctx context.Context, a *core.Authorization, result <-chan *core.Authorization) *core.Authorization {
+	if s.validationWait < 0 {
+		return a
+	}
+	t := time.NewTimer(s.validationWait)
+	defer t.Stop()
+	select {
+	case done := <-result:
+		if done != nil {
+			return done
+		}
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return a
 }
 
 // reserveValidation counts a validation in before it starts, so that Close
@@ -129,8 +157,10 @@ func snapshot(a *core.Authorization) *core.Authorization {
 // validate runs one validation on the bounded pool and records its result.
 // ctx carries the request's logger but not its cancellation: the client
 // does not wait for the validation. a is the authorization as this
-// request stored it (a snapshot).
-func (s *Server) validate(ctx context.Context, p *provisioner, a *core.Authorization, challID string, in core.ChallengeInput) {
+// request stored it (a snapshot). The authorization with the result
+// recorded (nil if it could not be) is sent on result, which must have
+// room for it.
+func (s *Server) validate(ctx context.Context, p *provisioner, a *core.Authorization, challID string, in core.ChallengeInput, result chan<- *core.Authorization) {
 	defer s.wg.Done()
 	s.sem <- struct{}{}
 	defer func() { <-s.sem }()
@@ -139,7 +169,7 @@ func (s *Server) validate(ctx context.Context, p *provisioner, a *core.Authoriza
 	cancel()
 	s.logger(ctx).Info("challenge validated", "authz", a.ID, "challenge", challID,
 		"type", in.Type, "identifier", in.Identifier.Value, "ok", err == nil, "error", errString(err))
-	s.finishChallenge(ctx, a, challID, err)
+	result <- s.finishChallenge(ctx, a, challID, err)
 }
 
 // runValidator turns a panicking validator into a serverInternal result,
@@ -165,8 +195,9 @@ func errString(err error) string {
 // so results of several challenges of one order landing together all count.
 // The update starts from snap, the authorization as the challenge request
 // stored it, and reads it again only if it has changed since (a version
-// conflict), which saves a read per validation.
-func (s *Server) finishChallenge(ctx context.Context, snap *core.Authorization, challID string, verr error) {
+// conflict), which saves a read per validation. It returns the updated
+// authorization, or nil if the result could not be recorded.
+func (s *Server) finishChallenge(ctx context.Context, snap *core.Authorization, challID string, verr error) *core.Authorization {
 	authzID := snap.ID
 	now := s.now().UTC()
 	var problem *core.Error
@@ -195,11 +226,12 @@ func (s *Server) finishChallenge(ctx context.Context, snap *core.Authorization, 
 	})
 	if err != nil {
 		s.logger(ctx).Error("cannot record validation result", "authz", authzID, "challenge", challID, "error", err)
-		return
+		return nil
 	}
 	if _, err := s.updateOrder(ctx, a.OrderID, func(o *core.Order) (bool, error) {
 		return s.advanceOrderWith(ctx, o, a)
 	}); err != nil {
 		s.logger(ctx).Error("cannot advance order", "order", a.OrderID, "error", err)
 	}
+	return a
 }

@@ -204,7 +204,7 @@ func TestRecoverStaleOrders(t *testing.T) {
 // TestCloseWaitsForValidations: Close returns only after running
 // validations recorded their result, and later triggers are refused.
 func TestCloseWaitsForValidations(t *testing.T) {
-	env := newEnv(t)
+	env := newEnv(t, noValidationWait)
 	gate := make(chan struct{})
 	env.validator.gate = gate
 	c := env.newClient(t)

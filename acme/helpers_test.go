@@ -262,6 +262,10 @@ func newEnv(t testing.TB, mutate ...func(*Options)) *testEnv {
 	return env
 }
 
+// noValidationWait makes challenge requests answer "processing" at once,
+// for tests that hold validations at a gate.
+func noValidationWait(o *Options) { o.ValidationWait = -1 }
+
 // url returns the absolute URL of a path under the test provisioner.
 func (e *testEnv) url(path string) string { return e.base + "/acme/" + testProv + path }
 

@@ -92,7 +92,7 @@ func TestChallengeLifecycle(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := newEnv(t)
+			env := newEnv(t, noValidationWait)
 			gate := make(chan struct{})
 			env.validator.gate = gate
 			env.validator.result = func(core.ChallengeInput) error { return tt.result }
@@ -153,6 +153,63 @@ func TestChallengeLifecycle(t *testing.T) {
 	}
 }
 
+// TestChallengeAnswersWithQuickResult: the request that starts a
+// validation waits for it (up to ValidationWait) and answers with its
+// result, so the client need not poll; a slower validation is answered
+// "processing" and still lands.
+func TestChallengeAnswersWithQuickResult(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		result    error
+		want      core.Status
+		wantOrder core.Status
+	}{
+		{"valid", nil, core.StatusValid, core.StatusReady},
+		{"invalid", core.Errorf(core.KindConnection, "refused"), core.StatusInvalid, core.StatusInvalid},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newEnv(t)
+			env.validator.result = func(core.ChallengeInput) error { return tt.result }
+			c := env.newClient(t)
+			c.register()
+			o, orderURL := c.newOrder("dns:a.internal")
+			a := c.authz(o.Authorizations[0])
+			r := c.post(a.Challenges[0].URL, struct{}{})
+			var got challengeJSON
+			r.decode(t, &got)
+			if r.status != http.StatusOK || got.Status != tt.want || r.header.Get("Retry-After") != "" {
+				t.Fatalf("trigger: %d %+v %v", r.status, got, r.header)
+			}
+			if (tt.result == nil) != (got.Error == nil) || (tt.result == nil) == (got.Validated == "") {
+				t.Errorf("challenge answered: %+v", got)
+			}
+			// The order has moved on before the answer was sent.
+			if o := c.order(orderURL); o.Status != tt.wantOrder {
+				t.Errorf("order = %s, want %s", o.Status, tt.wantOrder)
+			}
+		})
+	}
+	t.Run("slower than the wait", func(t *testing.T) {
+		env := newEnv(t, func(o *Options) { o.ValidationWait = 20 * time.Millisecond })
+		gate := make(chan struct{})
+		env.validator.gate = gate
+		c := env.newClient(t)
+		c.register()
+		o, orderURL := c.newOrder("dns:a.internal")
+		a := c.authz(o.Authorizations[0])
+		r := c.post(a.Challenges[0].URL, struct{}{})
+		var got challengeJSON
+		r.decode(t, &got)
+		if got.Status != core.StatusProcessing || r.header.Get("Retry-After") == "" {
+			t.Fatalf("trigger: %d %+v %v", r.status, got, r.header)
+		}
+		close(gate)
+		if o := c.waitOrder(orderURL, core.StatusPending); o.Status != core.StatusReady {
+			t.Fatalf("order = %s", o.Status)
+		}
+	})
+}
+
 type errPlain string
 
 func (e errPlain) Error() string { return string(e) }
@@ -160,7 +217,7 @@ func (e errPlain) Error() string { return string(e) }
 // TestConcurrentChallengeCompletion makes every authorization of one order
 // finish at once: each result must land, and the order must become ready.
 func TestConcurrentChallengeCompletion(t *testing.T) {
-	env := newEnv(t)
+	env := newEnv(t, noValidationWait)
 	gate := make(chan struct{})
 	env.validator.gate = gate
 	c := env.newClient(t)
@@ -306,7 +363,7 @@ func TestOtherAccountsResources(t *testing.T) {
 // client deactivates the authorization meanwhile, the result must not
 // undo the deactivation (the stale copy loses on its version).
 func TestDeactivationDuringValidation(t *testing.T) {
-	env := newEnv(t)
+	env := newEnv(t, noValidationWait)
 	gate := make(chan struct{})
 	env.validator.gate = gate
 	c := env.newClient(t)

@@ -83,6 +83,11 @@ type Options struct {
 	ValidationWorkers int
 	// ValidationTimeout bounds one challenge validation; default 60s.
 	ValidationTimeout time.Duration
+	// ValidationWait is how long the request that starts a validation
+	// waits for its result before answering "processing"; default 2s,
+	// negative never waits. A client that gets the final state in that
+	// answer need not poll the authorization for it.
+	ValidationWait time.Duration
 	// OrdersPageSize is the page size of account order lists; default 100.
 	OrdersPageSize int
 }
@@ -94,6 +99,7 @@ const (
 	DefaultMaxBodyBytes      = 64 << 10
 	DefaultValidationWorkers = 32
 	DefaultValidationTimeout = 60 * time.Second
+	DefaultValidationWait    = 2 * time.Second
 	DefaultOrdersPageSize    = 100
 )
 
@@ -111,6 +117,7 @@ type Server struct {
 	authzLifetime     time.Duration
 	maxBody           int64
 	validationTimeout time.Duration
+	validationWait    time.Duration
 	pageSize          int
 	handler           http.Handler
 	// keys caches parsed account keys (see keyCache).
@@ -162,6 +169,7 @@ func NewServer(o Options) (*Server, error) {
 		authzLifetime:     o.AuthzLifetime,
 		maxBody:           o.MaxBodyBytes,
 		validationTimeout: o.ValidationTimeout,
+		validationWait:    o.ValidationWait,
 		pageSize:          o.OrdersPageSize,
 	}
 	for i := range o.Provisioners {
@@ -194,6 +202,9 @@ func NewServer(o Options) (*Server, error) {
 	}
 	if s.validationTimeout <= 0 {
 		s.validationTimeout = DefaultValidationTimeout
+	}
+	if s.validationWait == 0 {
+		s.validationWait = DefaultValidationWait
 	}
 	if s.pageSize <= 0 {
 		s.pageSize = DefaultOrdersPageSize
