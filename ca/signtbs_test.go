@@ -116,3 +116,45 @@ func TestSignLintedRefusesABadSignature(t *testing.T) {
 		}
 	}
 }
+
+// digestRecorder remembers the digests a signer is asked to sign.
+type digestRecorder struct {
+	crypto.Signer
+	digests [][]byte
+}
+
+func (d *digestRecorder) Sign(r io.Reader, digest []byte, o crypto.SignerOpts) ([]byte, error) {
+	d.digests = append(d.digests, bytes.Clone(digest))
+	return d.Signer.Sign(r, digest, o)
+}
+
+// TestSignSignsWhatWasLinted goes through CA.Sign: the issuer key signs
+// once, and exactly the digest of the TBSCertificate that the lint key
+// signed for zlint, which is the TBSCertificate of the certificate handed
+// out.
+func TestSignSignsWhatWasLinted(t *testing.T) {
+	h := testHierarchy(t)
+	issuer := &digestRecorder{Signer: h.interKey}
+	c, _ := newTestCA(t, func(o *Options) { o.Signer = issuer })
+	lint := &digestRecorder{Signer: c.lintKey}
+	c.lintKey = lint
+	rec, err := c.Sign(t.Context(), request(t, "app.internal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(issuer.digests) != 1 || len(lint.digests) != 1 {
+		t.Fatalf("issuer key signed %d times, lint key %d times", len(issuer.digests), len(lint.digests))
+	}
+	if !bytes.Equal(issuer.digests[0], lint.digests[0]) {
+		t.Fatal("the issuer key signed other bytes than the ones that were linted")
+	}
+	leaf, err := x509.ParseCertificate(rec.DER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := crypto.SHA256.New()
+	sum.Write(leaf.RawTBSCertificate)
+	if !bytes.Equal(sum.Sum(nil), issuer.digests[0]) {
+		t.Fatal("the certificate handed out is not the one signed")
+	}
+}
