@@ -54,6 +54,15 @@ func TestInitJSONAndServe(t *testing.T) {
 	if err := first.stop(); err != nil {
 		t.Fatalf("policyca ca did not shut down cleanly on SIGTERM: %v\noutput:\n%s", err, first.output.String())
 	}
+	// The log goes through a buffered writer (internal/logbuf, whose own
+	// tests cover the flush at Close): the access log of the request and
+	// the shutdown line must have reached standard error by the exit.
+	out := first.output.String()
+	for _, want := range []string{"http request", "/directory", "shutting down"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the CA's log lacks %q after a clean exit:\n%s", want, out)
+		}
+	}
 
 	// The second start must serve from the same state: same root, same
 	// config, and a TLS certificate that still chains to the root.
