@@ -229,7 +229,11 @@ func stockDecision(t *testing.T, stock rego.PreparedEvalQuery, in Input) Decisio
 	if err != nil || len(rs) != 1 {
 		t.Fatalf("%v: stock evaluation: %v %v", in.Identifiers, rs, err)
 	}
-	d, err := parseDecision(rs[0].Expressions[0].Value)
+	res, err := ast.InterfaceToValue(rs[0].Expressions[0].Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := parseDecision(res)
 	if err != nil {
 		t.Fatalf("%v: %v", in.Identifiers, err)
 	}

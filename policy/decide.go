@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/topdown"
 
@@ -204,7 +205,8 @@ func (c *compiled) eval(ctx context.Context, pq *rego.PreparedEvalQuery, input a
 		})
 		defer t.Stop()
 	}
-	rs, err := pq.Eval(ctx, rego.EvalParsedInput(input), rego.EvalTime(now), rego.EvalExternalCancel(cancel))
+	rs, err := pq.Eval(ctx, rego.EvalParsedInput(input), rego.EvalTime(now), rego.EvalExternalCancel(cancel),
+		rego.EvalMetrics(noMetrics), rego.EvalGenerateJSON(asTerm))
 	if err != nil {
 		if timedOut.Load() {
 			return Decision{}, fmt.Errorf("evaluating %s: timed out after %v: %w", DecisionQuery, timeout, err)
@@ -217,28 +219,41 @@ func (c *compiled) eval(ctx context.Context, pq *rego.PreparedEvalQuery, input a
 	if len(rs) > 1 {
 		return Decision{}, fmt.Errorf("%s has %d results", DecisionQuery, len(rs))
 	}
-	return parseDecision(rs[0].Expressions[0].Value)
+	t, ok := rs[0].Expressions[0].Value.(*ast.Term)
+	if !ok {
+		return Decision{}, fmt.Errorf("%s: result is a %T, not a term", DecisionQuery, rs[0].Expressions[0].Value)
+	}
+	return parseDecision(t.Value)
 }
 
+// noMetrics is given to every evaluation: OPA would otherwise allocate a
+// set of timers per evaluation that nothing reads.
+var noMetrics = metrics.NoOp()
+
+// asTerm makes OPA hand back its results as AST terms, which
+// parseDecision reads, instead of converting them to Go values first.
+func asTerm(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
+
 // parseDecision validates the decision document strictly: whatever is not
-// exactly the documented shape is an error, and errors deny.
-func parseDecision(x any) (Decision, error) {
+// exactly the documented shape is an error, and errors deny. It reads the
+// AST value OPA computed (see asTerm), without a conversion to Go values.
+func parseDecision(x ast.Value) (Decision, error) {
 	var d Decision
-	m, ok := x.(map[string]any)
+	m, ok := x.(ast.Object)
 	if !ok {
-		return d, fmt.Errorf("%s is a %T, not an object", DecisionQuery, x)
+		return d, fmt.Errorf("%s is %s, not an object", DecisionQuery, ast.ValueName(x))
 	}
-	allow, ok := m["allow"].(bool)
+	allow, ok := field(m, "allow").(ast.Boolean)
 	if !ok {
 		return d, fmt.Errorf("%s.allow is missing or not a boolean", DecisionQuery)
 	}
-	if raw, ok := m["violations"]; ok {
-		list, ok := raw.([]any)
+	if raw := field(m, "violations"); raw != nil {
+		list, ok := raw.(*ast.Array)
 		if !ok {
 			return d, fmt.Errorf("%s.violations is not an array", DecisionQuery)
 		}
-		for i, item := range list {
-			o, ok := item.(map[string]any)
+		for i := range list.Len() {
+			o, ok := list.Elem(i).Value.(ast.Object)
 			if !ok {
 				return d, fmt.Errorf("%s.violations[%d] is not an object", DecisionQuery, i)
 			}
@@ -247,30 +262,38 @@ func parseDecision(x any) (Decision, error) {
 				name string
 				dst  *string
 			}{{"type", &v.Type}, {"value", &v.Value}, {"layer", &v.Layer}, {"reason", &v.Reason}} {
-				s, ok := o[f.name].(string)
+				s, ok := field(o, f.name).(ast.String)
 				if !ok {
 					return d, fmt.Errorf("%s.violations[%d].%s is missing or not a string", DecisionQuery, i, f.name)
 				}
-				*f.dst = s
+				*f.dst = string(s)
 			}
 			d.Violations = append(d.Violations, v)
 		}
 	}
-	if raw, ok := m["lifetime"]; ok {
-		s, ok := raw.(string)
+	if raw := field(m, "lifetime"); raw != nil {
+		s, ok := raw.(ast.String)
 		if !ok {
 			return d, fmt.Errorf("%s.lifetime is not a duration string", DecisionQuery)
 		}
-		lt, err := time.ParseDuration(s)
+		lt, err := time.ParseDuration(string(s))
 		if err != nil || lt <= 0 {
-			return d, fmt.Errorf("%s.lifetime %q is not a positive duration", DecisionQuery, s)
+			return d, fmt.Errorf("%s.lifetime %q is not a positive duration", DecisionQuery, string(s))
 		}
 		d.Lifetime = lt
 	}
 	// A policy that allows while reporting violations contradicts itself;
 	// the violations win.
-	d.Allow = allow && len(d.Violations) == 0
+	d.Allow = bool(allow) && len(d.Violations) == 0
 	return d, nil
+}
+
+// field is o[name], nil when absent.
+func field(o ast.Object, name string) ast.Value {
+	if t := o.Get(ast.InternedTerm(name)); t != nil {
+		return t.Value
+	}
+	return nil
 }
 
 // NewDecisionID returns a UUIDv7 (RFC 9562): unique, and sortable by time,
