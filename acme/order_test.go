@@ -170,13 +170,7 @@ func TestChallengeAnswersWithQuickResult(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			env := newEnv(t)
 			env.validator.result = func(core.ChallengeInput) error { return tt.result }
-			c := env.newClient(t)
-			c.register()
-			o, orderURL := c.newOrder("dns:a.internal")
-			a := c.authz(o.Authorizations[0])
-			r := c.post(a.Challenges[0].URL, struct{}{})
-			var got challengeJSON
-			r.decode(t, &got)
+			c, orderURL, r, got := triggerChallenge(t, env)
 			if r.status != http.StatusOK || got.Status != tt.want || r.header.Get("Retry-After") != "" {
 				t.Fatalf("trigger: %d %+v %v", r.status, got, r.header)
 			}
@@ -193,13 +187,7 @@ func TestChallengeAnswersWithQuickResult(t *testing.T) {
 		env := newEnv(t, func(o *Options) { o.ValidationWait = 20 * time.Millisecond })
 		gate := make(chan struct{})
 		env.validator.gate = gate
-		c := env.newClient(t)
-		c.register()
-		o, orderURL := c.newOrder("dns:a.internal")
-		a := c.authz(o.Authorizations[0])
-		r := c.post(a.Challenges[0].URL, struct{}{})
-		var got challengeJSON
-		r.decode(t, &got)
+		c, orderURL, r, got := triggerChallenge(t, env)
 		if got.Status != core.StatusProcessing || r.header.Get("Retry-After") == "" {
 			t.Fatalf("trigger: %d %+v %v", r.status, got, r.header)
 		}
@@ -208,6 +196,21 @@ func TestChallengeAnswersWithQuickResult(t *testing.T) {
 			t.Fatalf("order = %s", o.Status)
 		}
 	})
+}
+
+// triggerChallenge registers an account, orders a.internal and triggers
+// its first challenge; it returns the client, the order URL and the
+// challenge request's answer.
+func triggerChallenge(t *testing.T, env *testEnv) (*testClient, string, *response, challengeJSON) {
+	t.Helper()
+	c := env.newClient(t)
+	c.register()
+	o, orderURL := c.newOrder("dns:a.internal")
+	a := c.authz(o.Authorizations[0])
+	r := c.post(a.Challenges[0].URL, struct{}{})
+	var got challengeJSON
+	r.decode(t, &got)
+	return c, orderURL, r, got
 }
 
 type errPlain string
