@@ -1,7 +1,9 @@
 package policy
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -28,8 +30,8 @@ const (
 	DecisionQuery = "data.policyca.decision"
 )
 
-// DefaultMaxBundleBytes bounds every file of a bundle and a downloaded
-// bundle as a whole.
+// DefaultMaxBundleBytes bounds every file of a bundle, a bundle .tar.gz
+// (downloaded or not) as a whole, and what its files add up to unpacked.
 const DefaultMaxBundleBytes = 32 << 20
 
 // DefaultKeyID is the key id Build puts in signatures when none is given.
@@ -129,24 +131,23 @@ func loaderFilter(abspath string, info fs.FileInfo, depth int) bool {
 // compile it.
 func readBundle(src source, vc *bundle.VerificationConfig, maxBytes int64) (*bundle.Bundle, error) {
 	var loader bundle.DirectoryLoader
-	switch {
-	case src.data != nil:
-		loader = bundle.NewTarballLoaderWithBaseURL(bytes.NewReader(src.data), src.name)
-	default:
+	tarball := src.data
+	if tarball == nil {
 		st, err := os.Stat(src.name)
 		if err != nil {
 			return nil, err
 		}
 		if st.IsDir() {
 			loader = bundle.NewDirectoryLoader(src.name).WithSizeLimitBytes(maxBytes)
-		} else {
-			f, err := os.Open(src.name)
-			if err != nil {
-				return nil, err
-			}
-			defer f.Close()
-			loader = bundle.NewTarballLoaderWithBaseURL(io.LimitReader(f, maxBytes+1), src.name)
+		} else if tarball, err = readFileLimited(src.name, maxBytes); err != nil {
+			return nil, err
 		}
+	}
+	if tarball != nil {
+		if err := checkUnpackedSize(tarball, maxBytes); err != nil {
+			return nil, fmt.Errorf("bundle %s: %w", src.name, err)
+		}
+		loader = bundle.NewTarballLoaderWithBaseURL(bytes.NewReader(tarball), src.name)
 	}
 	loader = loader.WithFilter(loaderFilter)
 	r := bundle.NewCustomReader(loader).
@@ -170,6 +171,50 @@ func readBundle(src source, vc *bundle.VerificationConfig, maxBytes int64) (*bun
 		return nil, fmt.Errorf("bundle %s: data: %w", src.name, err)
 	}
 	return &b, nil
+}
+
+// readFileLimited reads a bundle .tar.gz, refusing one above maxBytes.
+func readFileLimited(name string, maxBytes int64) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > maxBytes {
+		return nil, fmt.Errorf("bundle %s is larger than %d bytes", name, maxBytes)
+	}
+	return b, nil
+}
+
+// checkUnpackedSize refuses a .tar.gz whose files add up to more than
+// maxBytes once unpacked. OPA's reader bounds each file, not their sum, and
+// keeps them all in memory: without this, a few megabytes of compressed
+// data.json files could unpack to gigabytes (a compression bomb) before
+// any signature is checked. It stops as soon as the sum passes the bound,
+// so it never decompresses more than maxBytes.
+func checkUnpackedSize(tarball []byte, maxBytes int64) error {
+	zr, err := gzip.NewReader(bytes.NewReader(tarball))
+	if err != nil {
+		return fmt.Errorf("not a .tar.gz: %w", err)
+	}
+	tr := tar.NewReader(zr)
+	var total int64
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("not a .tar.gz: %w", err)
+		}
+		if total += h.Size; h.Size < 0 || total > maxBytes {
+			return fmt.Errorf("its files unpack to more than %d bytes", maxBytes)
+		}
+	}
 }
 
 // checkRoots insists on the one root policyca owns: a bundle without a

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -156,6 +157,59 @@ func TestLoadDirectoryAndTarball(t *testing.T) {
 		d, err := e.Decide(context.Background(), orderInput("acme", "a.internal"))
 		if err != nil || !d.Allow {
 			t.Errorf("%s: %+v, %v", path, d, err)
+		}
+	}
+}
+
+// TestTarballUnpackedSizeIsBounded: a .tar.gz whose files each fit the
+// per-file bound but add up to more than MaxBundleBytes (what a compression
+// bomb looks like) is refused, from a file and from a URL, before OPA
+// unpacks it; the same files within the bound load.
+func TestTarballUnpackedSizeIsBounded(t *testing.T) {
+	const limit = 64 << 10
+	files := func(n int) map[string][]byte {
+		fs := map[string][]byte{".manifest": []byte(manifest), "p.rego": []byte("package policyca\n\ndecision := {\"allow\": true}\n")}
+		for i := range n {
+			pad := strings.Repeat("x", 20<<10)
+			fs[fmt.Sprintf("policyca/d%d/data.json", i)] = []byte(`{"pad":"` + pad + `"}`)
+		}
+		return fs
+	}
+	small, big := writeTarGz(t, files(2)), writeTarGz(t, files(4))
+	if len(big) > limit/4 {
+		t.Fatalf("the test bomb is %d bytes compressed: it should be far below the limit", len(big))
+	}
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/big.tar.gz" {
+			w.Write(big)
+			return
+		}
+		w.Write(small)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	for name, b := range map[string][]byte{"small.tar.gz": small, "big.tar.gz": big} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, cfg := range []EngineConfig{
+		{Path: filepath.Join(dir, "small.tar.gz")},
+		{URL: srv.URL + "/small.tar.gz", HTTPClient: srv.Client()},
+	} {
+		cfg.MaxBundleBytes, cfg.Logger = limit, quietLogger()
+		if _, err := NewEngine(cfg); err != nil {
+			t.Errorf("%s%s: %v", cfg.Path, cfg.URL, err)
+		}
+	}
+	for _, cfg := range []EngineConfig{
+		{Path: filepath.Join(dir, "big.tar.gz")},
+		{URL: srv.URL + "/big.tar.gz", HTTPClient: srv.Client()},
+	} {
+		cfg.MaxBundleBytes, cfg.Logger = limit, quietLogger()
+		_, err := NewEngine(cfg)
+		if err == nil || !strings.Contains(err.Error(), "unpack to more than 65536 bytes") {
+			t.Errorf("%s%s: %v", cfg.Path, cfg.URL, err)
 		}
 	}
 }
