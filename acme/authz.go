@@ -80,17 +80,24 @@ func (s *Server) ownAuthz(ctx context.Context, req *request, id string) (*core.A
 	return a, nil
 }
 
-// refreshAuthz persists an expiry noticed on read.
+// refreshAuthz persists an expiry noticed on read, and ends a validation
+// that was lost with the node running it (expireLostValidations).
 func (s *Server) refreshAuthz(ctx context.Context, a *core.Authorization) (*core.Authorization, error) {
-	if authzStatus(a, s.now()) == a.Status {
+	if authzStatus(a, s.now()) == a.Status && !s.hasLostValidation(a) {
 		return a, nil
 	}
-	return s.updateAuthz(ctx, a.ID, func(a *core.Authorization) (bool, error) {
+	expired := false
+	a, err := s.updateAuthz(ctx, a.ID, func(a *core.Authorization) (bool, error) {
+		expired = s.expireLostValidations(a)
 		st := authzStatus(a, s.now())
 		if st == a.Status {
-			return false, nil
+			return expired, nil
 		}
 		a.Status = st
 		return true, nil
 	})
+	if err == nil && expired {
+		s.advanceOrderFor(ctx, a)
+	}
+	return a, err
 }

@@ -68,7 +68,7 @@ func (s *Server) startChallenge(ctx context.Context, req *request, loaded *core.
 	if !s.reserveValidation() {
 		return nil, &core.Error{Kind: core.KindServerInternal, Detail: "server is shutting down, retry later", RetryAfter: 5}
 	}
-	started := false
+	started, expired := false, false
 	defer func() {
 		if !started {
 			s.wg.Done()
@@ -79,19 +79,25 @@ func (s *Server) startChallenge(ctx context.Context, req *request, loaded *core.
 		if c == nil {
 			return false, core.Errorf(core.KindNotFound, "challenge: not found")
 		}
+		// A validation lost with its node ends here (see
+		// expireLostValidations); it makes the authorization invalid.
+		expired = s.expireLostValidations(a)
 		if authzStatus(a, s.now()) != core.StatusPending || c.Status != core.StatusPending {
-			return false, nil
+			return expired, nil
 		}
 		for i := range a.Challenges {
 			if a.Challenges[i].Status == core.StatusProcessing {
 				return false, core.Errorf(core.KindMalformed, "another challenge of this authorization is being validated")
 			}
 		}
-		c.Status = core.StatusProcessing
+		c.Status, c.Started = core.StatusProcessing, s.now().UTC()
 		return true, nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	if expired {
+		s.advanceOrderFor(ctx, a)
 	}
 	c := findChallenge(a, challID)
 	if c.Status != core.StatusProcessing {
@@ -162,7 +168,19 @@ func snapshot(a *core.Authorization) *core.Authorization {
 // room for it.
 func (s *Server) validate(ctx context.Context, p *provisioner, a *core.Authorization, challID string, in core.ChallengeInput, result chan<- *core.Authorization) {
 	defer s.wg.Done()
-	s.sem <- struct{}{}
+	queued := time.NewTimer(s.validationTimeout)
+	select {
+	case s.sem <- struct{}{}:
+		queued.Stop()
+	case <-queued.C:
+		// Waiting longer could outlast lostValidationAfter, and then the
+		// result would be refused anyway.
+		s.logger(ctx).Warn("challenge not validated: no validation slot", "authz", a.ID, "challenge", challID,
+			"waited", s.validationTimeout)
+		result <- s.finishChallenge(ctx, a, challID, &core.Error{Kind: core.KindServerInternal,
+			Detail: "the server is validating too many challenges; try again with a new order", RetryAfter: 5})
+		return
+	}
 	defer func() { <-s.sem }()
 	vctx, cancel := context.WithTimeout(ctx, s.validationTimeout)
 	err := s.runValidator(vctx, p.Validator, in)
@@ -228,10 +246,53 @@ func (s *Server) finishChallenge(ctx context.Context, snap *core.Authorization, 
 		s.logger(ctx).Error("cannot record validation result", "authz", authzID, "challenge", challID, "error", err)
 		return nil
 	}
+	s.advanceOrderFor(ctx, a)
+	return a
+}
+
+// advanceOrderFor moves a's order on after a's status changed (ready when
+// every authorization is valid, invalid when one failed).
+func (s *Server) advanceOrderFor(ctx context.Context, a *core.Authorization) {
 	if _, err := s.updateOrder(ctx, a.OrderID, func(o *core.Order) (bool, error) {
 		return s.advanceOrderWith(ctx, o, a)
 	}); err != nil {
 		s.logger(ctx).Error("cannot advance order", "order", a.OrderID, "error", err)
 	}
-	return a
+}
+
+// lostValidationFactor times the validation timeout is how long a
+// challenge may stay processing: a validation waits at most one timeout for
+// a slot on the pool and runs at most one more, so one still processing
+// after three was lost (its node crashed or was killed before recording
+// the result), and nothing will ever finish it.
+const lostValidationFactor = 3
+
+// expireLostValidations makes every challenge of a that has been
+// processing for longer than lostValidationFactor validation timeouts
+// invalid, with a serverInternal error saying so, and a invalid if it was
+// pending. Challenges stored without a start time are left alone. It
+// reports whether it changed a.
+func (s *Server) expireLostValidations(a *core.Authorization) bool {
+	cutoff := s.now().Add(-lostValidationFactor * s.validationTimeout)
+	changed := false
+	for i := range a.Challenges {
+		c := &a.Challenges[i]
+		if c.Status != core.StatusProcessing || c.Started.IsZero() || !c.Started.Before(cutoff) {
+			continue
+		}
+		c.Status = core.StatusInvalid
+		c.Error = &core.Error{Kind: core.KindServerInternal,
+			Detail: "the validation was interrupted (the server running it stopped); try again with a new order"}
+		if a.Status == core.StatusPending {
+			a.Status = core.StatusInvalid
+		}
+		changed = true
+	}
+	return changed
+}
+
+// hasLostValidation reports whether expireLostValidations would change a.
+func (s *Server) hasLostValidation(a *core.Authorization) bool {
+	cp := snapshot(a)
+	return s.expireLostValidations(cp)
 }

@@ -280,6 +280,17 @@ func (s *Server) advanceOrderWith(ctx context.Context, o *core.Order, known *cor
 			return false, storeError(err, "cannot load authorizations")
 		}
 	}
+	// A validation lost with its node fails its authorization (the next
+	// read of the authorization records that; see refreshAuthz), so the
+	// order of a client that polls the order rather than the
+	// authorization fails too instead of staying pending.
+	for i, a := range authzs {
+		if s.hasLostValidation(a) {
+			cp := snapshot(a)
+			s.expireLostValidations(cp)
+			authzs[i] = cp
+		}
+	}
 	st, e := orderState(o, authzs, s.now())
 	if st == o.Status {
 		return false, nil

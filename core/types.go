@@ -104,7 +104,12 @@ type Challenge struct {
 	Token     string
 	Status    Status
 	Validated time.Time
-	Error     *Error
+	// Started is when the challenge went to processing (zero otherwise,
+	// and on challenges stored before it was recorded): a validation
+	// still processing long after it started was lost, as when the node
+	// running it crashed (see acme.Options.StaleValidation).
+	Started time.Time
+	Error   *Error
 }
 
 // Certificate is the CA's record of an issued certificate.

@@ -141,6 +141,7 @@ type challengeRow struct {
 	Token     string      `json:"token"`
 	Status    core.Status `json:"status"`
 	Validated string      `json:"validated,omitempty"` // absent = never
+	Started   string      `json:"started,omitempty"`   // absent = not processing
 	Error     *core.Error `json:"error,omitempty"`
 }
 
@@ -148,9 +149,7 @@ func challengesJSON(chs []core.Challenge) ([]byte, error) {
 	rows := make([]challengeRow, len(chs))
 	for i, c := range chs {
 		rows[i] = challengeRow{ID: c.ID, Type: c.Type, Token: c.Token, Status: c.Status, Error: c.Error}
-		if !c.Validated.IsZero() {
-			rows[i].Validated = c.Validated.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano)
-		}
+		rows[i].Validated, rows[i].Started = rfc3339Micro(c.Validated), rfc3339Micro(c.Started)
 	}
 	return jsonb(rows)
 }
@@ -166,15 +165,35 @@ func challengesFrom(b []byte) ([]core.Challenge, error) {
 	chs := make([]core.Challenge, len(rows))
 	for i, r := range rows {
 		chs[i] = core.Challenge{ID: r.ID, Type: r.Type, Token: r.Token, Status: r.Status, Error: r.Error}
-		if r.Validated != "" {
-			t, err := time.Parse(time.RFC3339Nano, r.Validated)
-			if err != nil {
-				return nil, fmt.Errorf("postgres: decode stored challenge time: %w", err)
-			}
-			chs[i].Validated = t.UTC()
+		var err error
+		if chs[i].Validated, err = fromRFC3339Micro(r.Validated); err != nil {
+			return nil, err
+		}
+		if chs[i].Started, err = fromRFC3339Micro(r.Started); err != nil {
+			return nil, err
 		}
 	}
 	return chs, nil
+}
+
+// rfc3339Micro is t as stored in JSON columns, "" for the zero time.
+func rfc3339Micro(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano)
+}
+
+// fromRFC3339Micro is the inverse of rfc3339Micro.
+func fromRFC3339Micro(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("postgres: decode stored challenge time: %w", err)
+	}
+	return t.UTC(), nil
 }
 
 // scanner is satisfied by pgx.Row and pgx.Rows.

@@ -97,6 +97,7 @@ type challengeRow struct {
 	Token     string      `json:"token"`
 	Status    core.Status `json:"status"`
 	Validated *int64      `json:"validated,omitempty"` // unix microseconds; absent = never
+	Started   *int64      `json:"started,omitempty"`   // unix microseconds; absent = not processing
 	Error     *core.Error `json:"error,omitempty"`
 }
 
@@ -104,10 +105,7 @@ func challengesText(chs []core.Challenge) (string, error) {
 	rows := make([]challengeRow, len(chs))
 	for i, c := range chs {
 		rows[i] = challengeRow{ID: c.ID, Type: c.Type, Token: c.Token, Status: c.Status, Error: c.Error}
-		if !c.Validated.IsZero() {
-			us := c.Validated.UnixMicro()
-			rows[i].Validated = &us
-		}
+		rows[i].Validated, rows[i].Started = micros(c.Validated), micros(c.Started)
 	}
 	return jsonText(rows)
 }
@@ -123,11 +121,26 @@ func challengesFrom(s string) ([]core.Challenge, error) {
 	chs := make([]core.Challenge, len(rows))
 	for i, r := range rows {
 		chs[i] = core.Challenge{ID: r.ID, Type: r.Type, Token: r.Token, Status: r.Status, Error: r.Error}
-		if r.Validated != nil {
-			chs[i].Validated = time.UnixMicro(*r.Validated).UTC()
-		}
+		chs[i].Validated, chs[i].Started = fromMicrosPtr(r.Validated), fromMicrosPtr(r.Started)
 	}
 	return chs, nil
+}
+
+// micros is t in unix microseconds, nil for the zero time.
+func micros(t time.Time) *int64 {
+	if t.IsZero() {
+		return nil
+	}
+	us := t.UnixMicro()
+	return &us
+}
+
+// fromMicrosPtr is the inverse of micros.
+func fromMicrosPtr(us *int64) time.Time {
+	if us == nil {
+		return time.Time{}
+	}
+	return time.UnixMicro(*us).UTC()
 }
 
 // scanner is satisfied by *sql.Row and *sql.Rows.

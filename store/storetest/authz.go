@@ -69,6 +69,7 @@ func testAuthzUpdateChallenges(t *testing.T, s store.Store) {
 	}{
 		{"challenge processing", func(a *core.Authorization) {
 			a.Challenges[0].Status = core.StatusProcessing
+			a.Challenges[0].Started = baseTime.Add(time.Minute + 7654321)
 		}},
 		{"challenge failed", func(a *core.Authorization) {
 			a.Status = core.StatusInvalid

@@ -263,7 +263,7 @@ func normAuthz(a *core.Authorization) core.Authorization {
 	} else {
 		c.Challenges = make([]core.Challenge, len(a.Challenges))
 		for i, ch := range a.Challenges {
-			ch.Validated = normTime(ch.Validated)
+			ch.Validated, ch.Started = normTime(ch.Validated), normTime(ch.Started)
 			ch.Error = normError(ch.Error)
 			c.Challenges[i] = ch
 		}
@@ -315,6 +315,7 @@ func sameAuthz(t *testing.T, what string, got, want *core.Authorization) {
 	checkUTC(t, what, got.Expires)
 	for _, ch := range got.Challenges {
 		checkUTC(t, what, ch.Validated)
+		checkUTC(t, what, ch.Started)
 	}
 	if g, w := normAuthz(got), normAuthz(want); !reflect.DeepEqual(g, w) {
 		t.Fatalf("%s:\n got %+v\nwant %+v", what, g, w)
