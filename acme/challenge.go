@@ -273,11 +273,11 @@ const lostValidationFactor = 3
 // pending. Challenges stored without a start time are left alone. It
 // reports whether it changed a.
 func (s *Server) expireLostValidations(a *core.Authorization) bool {
-	cutoff := s.now().Add(-lostValidationFactor * s.validationTimeout)
+	cutoff := s.lostValidationCutoff()
 	changed := false
 	for i := range a.Challenges {
 		c := &a.Challenges[i]
-		if c.Status != core.StatusProcessing || c.Started.IsZero() || !c.Started.Before(cutoff) {
+		if !lostValidation(c, cutoff) {
 			continue
 		}
 		c.Status = core.StatusInvalid
@@ -293,6 +293,20 @@ func (s *Server) expireLostValidations(a *core.Authorization) bool {
 
 // hasLostValidation reports whether expireLostValidations would change a.
 func (s *Server) hasLostValidation(a *core.Authorization) bool {
-	cp := snapshot(a)
-	return s.expireLostValidations(cp)
+	cutoff := s.lostValidationCutoff()
+	for i := range a.Challenges {
+		if lostValidation(&a.Challenges[i], cutoff) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) lostValidationCutoff() time.Time {
+	return s.now().Add(-lostValidationFactor * s.validationTimeout)
+}
+
+// lostValidation: c has been processing since before cutoff.
+func lostValidation(c *core.Challenge, cutoff time.Time) bool {
+	return c.Status == core.StatusProcessing && !c.Started.IsZero() && c.Started.Before(cutoff)
 }
