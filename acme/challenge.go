@@ -173,12 +173,12 @@ func (s *Server) validate(ctx context.Context, p *provisioner, a *core.Authoriza
 	case s.sem <- struct{}{}:
 		queued.Stop()
 	case <-queued.C:
-		// Waiting longer could outlast lostValidationAfter, and then the
-		// result would be refused anyway.
+		// Waiting longer, the validation could outlast the bound after
+		// which it counts as lost (lostValidationFactor).
 		s.logger(ctx).Warn("challenge not validated: no validation slot", "authz", a.ID, "challenge", challID,
 			"waited", s.validationTimeout)
 		result <- s.finishChallenge(ctx, a, challID, &core.Error{Kind: core.KindServerInternal,
-			Detail: "the server is validating too many challenges; try again with a new order", RetryAfter: 5})
+			Detail: "the server is validating too many challenges; try again with a new order"})
 		return
 	}
 	defer func() { <-s.sem }()
