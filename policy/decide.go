@@ -248,8 +248,15 @@ func parseDecision(x ast.Value) (Decision, error) {
 		return d, fmt.Errorf("%s.allow is missing or not a boolean", DecisionQuery)
 	}
 	if raw := field(m, "violations"); raw != nil {
-		list, ok := raw.(*ast.Array)
-		if !ok {
+		// An array, or a set (a policy may return its violation set as is;
+		// as JSON a set is an array, sorted).
+		var list *ast.Array
+		switch v := raw.(type) {
+		case *ast.Array:
+			list = v
+		case ast.Set:
+			list = v.Sorted()
+		default:
 			return d, fmt.Errorf("%s.violations is not an array", DecisionQuery)
 		}
 		for i := range list.Len() {

@@ -84,6 +84,23 @@ func TestAllowWithViolationsDenies(t *testing.T) {
 	}
 }
 
+// TestViolationsAsASet: a decision may give its violations as a set (what
+// the violation rules build); they are read in the set's order, as when
+// the decision went through JSON.
+func TestViolationsAsASet(t *testing.T) {
+	e, err := NewEngine(EngineConfig{Path: policyBundle(t, "r", `{"allow": false, "violations": {
+		{"type": "dns", "value": "b", "layer": "custom", "reason": "r2"},
+		{"type": "dns", "value": "a", "layer": "custom", "reason": "r1"}}} if input.identifiers[0].value != "smoke-test.policyca.internal"
+else := {"allow": true}`), Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := e.Decide(context.Background(), orderInput("acme", "a.internal"))
+	if err != nil || d.Allow || len(d.Violations) != 2 || d.Violations[0].Value != "a" || d.Violations[1].Reason != "r2" {
+		t.Fatalf("%+v, %v", d, err)
+	}
+}
+
 type memSink struct {
 	mu   sync.Mutex
 	recs []DecisionRecord
