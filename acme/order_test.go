@@ -369,20 +369,14 @@ func TestDeactivationDuringValidation(t *testing.T) {
 	env := newEnv(t, noValidationWait)
 	gate := make(chan struct{})
 	env.validator.gate = gate
-	c := env.newClient(t)
-	c.register()
-	o, orderURL := c.newOrder("dns:a.internal")
-	a := c.authz(o.Authorizations[0])
-	if r := c.post(a.Challenges[0].URL, struct{}{}); r.status != http.StatusOK {
-		t.Fatalf("trigger: %d %s", r.status, r.body)
-	}
-	if r := c.post(o.Authorizations[0], map[string]string{"status": "deactivated"}); r.status != http.StatusOK {
+	c, orderURL, authzURL := startHeldValidation(t, env)
+	if r := c.post(authzURL, map[string]string{"status": "deactivated"}); r.status != http.StatusOK {
 		t.Fatalf("deactivate: %d %s", r.status, r.body)
 	}
 	close(gate)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		got := c.authz(o.Authorizations[0])
+		got := c.authz(authzURL)
 		if got.Status != core.StatusDeactivated {
 			t.Fatalf("authz = %s after the validation, want deactivated", got.Status)
 		}
