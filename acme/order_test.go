@@ -168,7 +168,9 @@ func TestChallengeAnswersWithQuickResult(t *testing.T) {
 		{"invalid", core.Errorf(core.KindConnection, "refused"), core.StatusInvalid, core.StatusInvalid},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			env := newEnv(t)
+			// A generous wait: it ends when the result is in, and a slow
+			// test machine must not turn the answer into "processing".
+			env := newEnv(t, func(o *Options) { o.ValidationWait = time.Minute })
 			env.validator.result = func(core.ChallengeInput) error { return tt.result }
 			c, orderURL, r, got := triggerChallenge(t, env)
 			if r.status != http.StatusOK || got.Status != tt.want || r.header.Get("Retry-After") != "" {
