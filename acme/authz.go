@@ -97,7 +97,7 @@ func (s *Server) refreshAuthz(ctx context.Context, a *core.Authorization) (*core
 		return true, nil
 	})
 	if err == nil && expired {
-		s.advanceOrderFor(ctx, a)
+		s.endLostValidation(ctx, a)
 	}
 	return a, err
 }

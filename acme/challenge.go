@@ -97,7 +97,7 @@ func (s *Server) startChallenge(ctx context.Context, req *request, loaded *core.
 		return nil, err
 	}
 	if expired {
-		s.advanceOrderFor(ctx, a)
+		s.endLostValidation(ctx, a)
 	}
 	c := findChallenge(a, challID)
 	if c.Status != core.StatusProcessing {
@@ -248,6 +248,14 @@ func (s *Server) finishChallenge(ctx context.Context, snap *core.Authorization, 
 	}
 	s.advanceOrderFor(ctx, a)
 	return a
+}
+
+// endLostValidation logs that a's lost validation was ended (by
+// expireLostValidations) and moves its order on.
+func (s *Server) endLostValidation(ctx context.Context, a *core.Authorization) {
+	s.logger(ctx).Warn("challenge validation lost (its node stopped before recording the result); authorization made invalid",
+		"authz", a.ID, "order", a.OrderID, "identifier", a.Identifier.Value)
+	s.advanceOrderFor(ctx, a)
 }
 
 // advanceOrderFor moves a's order on after a's status changed (ready when
