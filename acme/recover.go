@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/policyca/policyca/core"
+	"github.com/policyca/policyca/internal/tick"
 )
 
 // RecoverStaleOrders ends orders left in "processing" for longer than
@@ -60,16 +61,5 @@ func (s *Server) SweepStaleOrders(ctx context.Context, olderThan time.Duration) 
 		}
 	}
 	sweep()
-	go func() {
-		t := time.NewTicker(RecoveryInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				sweep()
-			}
-		}
-	}()
+	go tick.Every(ctx, RecoveryInterval, func(context.Context) { sweep() })
 }

@@ -12,7 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"time"
+
+	"github.com/policyca/policyca/internal/tick"
 )
 
 // Watch polls the bundle source every PollInterval until ctx is done: a
@@ -22,16 +23,8 @@ import (
 // only returns ctx's error. SIGHUP handling belongs to the caller, which
 // calls Reload.
 func (e *Engine) Watch(ctx context.Context) error {
-	t := time.NewTicker(e.poll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-		e.poll1(ctx)
-	}
+	tick.Every(ctx, e.poll, e.poll1)
+	return ctx.Err()
 }
 
 // poll1 is one Watch tick.

@@ -20,6 +20,7 @@ import (
 	"github.com/policyca/policyca/acme/nonce"
 	"github.com/policyca/policyca/core"
 	"github.com/policyca/policyca/internal/httpserve"
+	"github.com/policyca/policyca/internal/tick"
 	"github.com/policyca/policyca/pki"
 	"github.com/policyca/policyca/policy"
 	"github.com/policyca/policyca/signer"
@@ -229,23 +230,19 @@ func (n *Node) Serve(ctx context.Context, ln net.Listener) error {
 // loop fetches the bundle every poll interval and renews certificates
 // when they reach two thirds of their lifetime.
 func (n *Node) loop(ctx context.Context) {
-	t := time.NewTicker(n.cfg.pollInterval())
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if _, err := syncBundle(ctx, n.client, n.cfg.Path(n.cfg.PolicyBundle)); err != nil && ctx.Err() == nil {
-			n.log.Warn("cannot fetch the policy bundle: keeping the last good one", "err", err)
-		}
-		if err := n.RenewIfDue(ctx, time.Now()); err != nil && ctx.Err() == nil {
-			n.log.Warn("certificate renewal failed; will retry", "err", err)
-		}
-		if _, err := n.acme.RecoverStaleOrders(ctx, 5*time.Minute); err != nil && ctx.Err() == nil {
-			n.log.Error("recovering stale orders", "err", err)
-		}
+	tick.Every(ctx, n.cfg.pollInterval(), n.housekeep)
+}
+
+// housekeep is one turn of loop.
+func (n *Node) housekeep(ctx context.Context) {
+	if _, err := syncBundle(ctx, n.client, n.cfg.Path(n.cfg.PolicyBundle)); err != nil && ctx.Err() == nil {
+		n.log.Warn("cannot fetch the policy bundle: keeping the last good one", "err", err)
+	}
+	if err := n.RenewIfDue(ctx, time.Now()); err != nil && ctx.Err() == nil {
+		n.log.Warn("certificate renewal failed; will retry", "err", err)
+	}
+	if _, err := n.acme.RecoverStaleOrders(ctx, 5*time.Minute); err != nil && ctx.Err() == nil {
+		n.log.Error("recovering stale orders", "err", err)
 	}
 }
 

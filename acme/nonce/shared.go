@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/policyca/policyca/core"
+	"github.com/policyca/policyca/internal/tick"
 	"github.com/policyca/policyca/store"
 )
 
@@ -185,18 +186,11 @@ func (s *Shared) RunPruner(ctx context.Context, every time.Duration) {
 	if every <= 0 {
 		every = DefaultPruneEvery
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if n, err := s.Prune(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("pruning used nonces", "err", err)
-			} else if n > 0 {
-				s.log.Debug("pruned used nonces", "count", n)
-			}
+	tick.Every(ctx, every, func(ctx context.Context) {
+		if n, err := s.Prune(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("pruning used nonces", "err", err)
+		} else if n > 0 {
+			s.log.Debug("pruned used nonces", "count", n)
 		}
-	}
+	})
 }
