@@ -50,6 +50,15 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// failures is the error of a run in which n operations failed ("n what"),
+// nil when none did.
+func failures(n int, what string) error {
+	if n == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d %s", n, what)
+}
+
 // report prints a bench result as JSON or text, then returns failed (the
 // run's failures, if any) as exit status 1.
 func report(out io.Writer, res interface{ WriteText(io.Writer) }, asJSON bool, failed error) error {
@@ -126,11 +135,8 @@ The exit status is 0 when every issuance succeeded, 1 otherwise.`,
 			if !serials {
 				res.Serials = nil
 			}
-			var failed error
-			if res.Succeeded != res.Requested {
-				failed = fmt.Errorf("%d of %d issuances did not succeed", res.Requested-res.Succeeded, res.Requested)
-			}
-			return report(cmd.OutOrStdout(), res, asJSON, failed)
+			return report(cmd.OutOrStdout(), res, asJSON,
+				failures(res.Requested-res.Succeeded, fmt.Sprintf("of %d issuances did not succeed", res.Requested)))
 		},
 	}
 	f := cmd.Flags()
@@ -189,11 +195,7 @@ issuance. The first signature is verified against the public key.`,
 			if err != nil {
 				return &exitError{2, err}
 			}
-			var failed error
-			if res.Failed > 0 {
-				failed = fmt.Errorf("%d signatures failed", res.Failed)
-			}
-			return report(cmd.OutOrStdout(), res, asJSON, failed)
+			return report(cmd.OutOrStdout(), res, asJSON, failures(res.Failed, "signatures failed"))
 		},
 	}
 	f := cmd.Flags()

@@ -124,11 +124,7 @@ or the bundle's own name rules in Rego (docs/policy.md, "Performance").`,
 			if err != nil {
 				return &exitError{2, err}
 			}
-			var failed error
-			if res.Failed > 0 {
-				failed = fmt.Errorf("%d decisions failed", res.Failed)
-			}
-			return report(cmd.OutOrStdout(), res, asJSON, failed)
+			return report(cmd.OutOrStdout(), res, asJSON, failures(res.Failed, "decisions failed"))
 		},
 	}
 	f := cmd.Flags()
