@@ -197,7 +197,14 @@ func readFileLimited(name string, maxBytes int64) ([]byte, error) {
 // any signature is checked. It stops as soon as the sum passes the bound,
 // so it never decompresses more than maxBytes.
 func checkUnpackedSize(tarball []byte, maxBytes int64) error {
-	zr, err := gzip.NewReader(bytes.NewReader(tarball))
+	return EachTarballEntry(bytes.NewReader(tarball), maxBytes, func(*tar.Header, io.Reader) error { return nil })
+}
+
+// EachTarballEntry calls f with every entry of the .tar.gz r and a reader
+// of its content, refusing the tarball as soon as its entries add up to
+// more than maxBytes (so it never decompresses more than that).
+func EachTarballEntry(r io.Reader, maxBytes int64, f func(h *tar.Header, content io.Reader) error) error {
+	zr, err := gzip.NewReader(r)
 	if err != nil {
 		return fmt.Errorf("not a .tar.gz: %w", err)
 	}
@@ -213,6 +220,9 @@ func checkUnpackedSize(tarball []byte, maxBytes int64) error {
 		}
 		if total += h.Size; h.Size < 0 || total > maxBytes {
 			return fmt.Errorf("its files unpack to more than %d bytes", maxBytes)
+		}
+		if err := f(h, io.LimitReader(tr, h.Size)); err != nil {
+			return err
 		}
 	}
 }

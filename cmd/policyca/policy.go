@@ -2,7 +2,6 @@ package main
 
 import (
 	"archive/tar"
-	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -230,30 +229,13 @@ func copyBundle(src, dir string) error {
 		return err
 	}
 	defer f.Close()
-	gz, err := gzip.NewReader(f)
-	if err != nil {
-		return fmt.Errorf("%s: not a directory or .tar.gz: %w", src, err)
-	}
-	tr := tar.NewReader(gz)
-	var total int64
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+	err = policy.EachTarballEntry(f, policy.DefaultMaxBundleBytes, func(h *tar.Header, content io.Reader) error {
 		if h.Typeflag != tar.TypeReg {
-			continue
+			return nil
 		}
 		name := path.Clean("/" + h.Name)[1:]
 		if name == "" || !fs.ValidPath(name) {
-			return fmt.Errorf("%s: bad file name %q", src, h.Name)
-		}
-		total += h.Size
-		if total > policy.DefaultMaxBundleBytes {
-			return fmt.Errorf("%s: larger than %d bytes", src, policy.DefaultMaxBundleBytes)
+			return fmt.Errorf("bad file name %q", h.Name)
 		}
 		p := filepath.Join(dir, filepath.FromSlash(name))
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
@@ -263,14 +245,16 @@ func copyBundle(src, dir string) error {
 		if err != nil {
 			return err
 		}
-		if _, err := io.Copy(out, io.LimitReader(tr, h.Size)); err != nil {
+		if _, err := io.Copy(out, content); err != nil {
 			out.Close()
 			return err
 		}
-		if err := out.Close(); err != nil {
-			return err
-		}
+		return out.Close()
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", src, err)
 	}
+	return nil
 }
 
 func newPolicyBuildCmd() *cobra.Command {
