@@ -7,6 +7,7 @@
 #   | clients | accounts | keys | issuances/s | p50 | p99 | server CPU/issuance | generator CPU/issuance | not issued |
 #
 # Usage: scripts/bench-acme.sh POLICYCA_BINARY CLIENTS one|per-order soft|hsm [N]
+# Needs python3 (installed with certbot by `make deps`) for the summary line.
 set -euo pipefail
 
 bin=$1 clients=$2 accounts=$3 keys=$4 n=${5:-1000}
@@ -27,8 +28,9 @@ esac
 "$bin" ca --state "$state/ca" >"$state/ca.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$state"' EXIT
+# Wait until the CA accepts connections (bash's /dev/tcp: no curl needed).
 for _ in $(seq 100); do
-	curl -sfk "https://$listen/acme/acme/directory" >/dev/null && break
+	(exec 3<>"/dev/tcp/${listen%:*}/${listen##*:}") 2>/dev/null && break
 	sleep 0.1
 done
 
