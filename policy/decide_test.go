@@ -368,3 +368,35 @@ func TestCSRDescription(t *testing.T) {
 		t.Fatalf("%+v", got)
 	}
 }
+
+// TestBundleWithoutAuthorityLayer: the authority layer is optional; a
+// bundle whose data has only provisioners still applies them (and their
+// lifetimes) to every request, with the name rules in Go and in Rego.
+func TestBundleWithoutAuthorityLayer(t *testing.T) {
+	dir := writeBundle(t, map[string]any{
+		"provisioners": map[string]any{"dev": map[string]any{
+			"allow":            map[string]any{"dns": []string{".internal"}},
+			"default_lifetime": "24h",
+		}},
+	})
+	e, err := NewEngine(EngineConfig{Path: dir, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.cur.Load().fast == nil {
+		t.Fatal("the default bundle is not evaluated with the name rules in Go")
+	}
+	for _, inRego := range []bool{false, true} {
+		if inRego {
+			e.cur.Load().fast = nil
+		}
+		d, err := e.Decide(context.Background(), orderInput("dev", "a.internal"))
+		if err != nil || !d.Allow || d.Lifetime != 24*time.Hour {
+			t.Fatalf("rego %v: a.internal: %+v, %v", inRego, d, err)
+		}
+		d, err = e.Decide(context.Background(), orderInput("dev", "a.example.com"))
+		if err != nil || d.Allow || len(d.Violations) != 1 || d.Violations[0].Layer != "provisioner" {
+			t.Fatalf("rego %v: a.example.com: %+v, %v", inRego, d, err)
+		}
+	}
+}

@@ -20,11 +20,17 @@ decision := object.union(
 # for a provisioner the policy does not know is refused (see below), so that
 # adding a provisioner to the server configuration cannot silently widen
 # what gets signed.
-layer["authority"] := data.policyca.authority
-
-layer["provisioner"] := data.policyca.provisioners[input.provisioner.name]
-
-layer["account"] := input.account.policy if is_object(input.account.policy)
+#
+# It is one complete rule rather than one rule per kind on purpose: OPA
+# evaluates a rule per key separately each time the whole object is read,
+# which cost about a tenth of a one-name decision.
+layer := object.union(
+	object.union(
+		{"authority": a | a := data.policyca.authority},
+		{"provisioner": p | p := data.policyca.provisioners[input.provisioner.name]},
+	),
+	{"account": a | a := input.account.policy; is_object(a)},
+)
 
 # layer_label names a layer in reasons shown to clients and operators.
 layer_label("authority") := "authority"
