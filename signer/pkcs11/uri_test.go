@@ -237,11 +237,10 @@ func FuzzParseURI(f *testing.F) {
 		if u.pinValue != "" {
 			other := *u
 			other.pinValue = u.pinValue + "x"
-			if other.Redacted() != u.Redacted() {
-				t.Fatalf("Redacted depends on the PIN: %q vs %q", u.Redacted(), other.Redacted())
-			}
-			if strings.Contains(fmt.Sprintf("%v %s %#v", u, u, u), u.pinValue) && !strings.Contains(u.Redacted(), u.pinValue) {
-				t.Fatalf("a formatting verb shows the PIN %q", u.pinValue)
+			// Nor what the formatting verbs print.
+			show := func(u *URI) string { return fmt.Sprintf("%s|%v|%+v|%#v|%q", u, u, u, u, u) }
+			if other.Redacted() != u.Redacted() || show(&other) != show(u) {
+				t.Fatalf("the printed URI depends on the PIN: %q vs %q", show(u), show(&other))
 			}
 		}
 	})
