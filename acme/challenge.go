@@ -68,13 +68,19 @@ func (s *Server) startChallenge(ctx context.Context, req *request, loaded *core.
 	if !s.reserveValidation() {
 		return nil, &core.Error{Kind: core.KindServerInternal, Detail: "server is shutting down, retry later", RetryAfter: 5}
 	}
-	started, expired := false, false
+	// mine: this request moved the challenge to processing, and so runs
+	// its validation. A client that asks again while it is processing gets
+	// the current state, not a second validation (which could outlive the
+	// first one's deadline, see expireLostValidations, or take a second
+	// slot of the pool).
+	started, expired, mine := false, false, false
 	defer func() {
 		if !started {
 			s.wg.Done()
 		}
 	}()
 	a, err := s.updateAuthzFrom(ctx, loaded, func(a *core.Authorization) (bool, error) {
+		mine = false // the callback runs again after a conflict
 		c := findChallenge(a, challID)
 		if c == nil {
 			return false, core.Errorf(core.KindNotFound, "challenge: not found")
@@ -91,6 +97,7 @@ func (s *Server) startChallenge(ctx context.Context, req *request, loaded *core.
 			}
 		}
 		c.Status, c.Started = core.StatusProcessing, s.now().UTC()
+		mine = true
 		return true, nil
 	})
 	if err != nil {
@@ -100,7 +107,7 @@ func (s *Server) startChallenge(ctx context.Context, req *request, loaded *core.
 		s.endLostValidation(ctx, a)
 	}
 	c := findChallenge(a, challID)
-	if c.Status != core.StatusProcessing {
+	if !mine || c.Status != core.StatusProcessing {
 		return a, nil
 	}
 	keyAuth, err := jws.KeyAuthorization(c.Token, req.key)

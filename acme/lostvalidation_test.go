@@ -144,3 +144,34 @@ func TestValidationQueueIsBounded(t *testing.T) {
 		t.Fatalf("the running validation is %s", a.Challenges[0].Status)
 	}
 }
+
+// TestAskingAgainWhileProcessingStartsNothing: a client that posts to a
+// challenge again while its validation runs (e.g. after its own HTTP
+// timeout) gets the processing challenge back, and no second validation:
+// one could outlive the first one's deadline (and be declared lost), and
+// each would take a slot of the pool.
+func TestAskingAgainWhileProcessingStartsNothing(t *testing.T) {
+	env := newEnv(t, noValidationWait)
+	gate := make(chan struct{})
+	env.validator.gate = gate
+	release := sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(release)
+	c, _, authzURL := startHeldValidation(t, env)
+	chURL := c.authz(authzURL).Challenges[0].URL
+	for range 3 {
+		r := c.post(chURL, struct{}{})
+		var ch challengeJSON
+		r.decode(t, &ch)
+		if r.status != http.StatusOK || ch.Status != core.StatusProcessing {
+			t.Fatalf("asking again: %d, challenge %s", r.status, ch.Status)
+		}
+	}
+	release()
+	env.srv.Close() // waits for the validations in flight
+	if n := len(env.validator.Calls()); n != 1 {
+		t.Fatalf("%d validations, want 1", n)
+	}
+	if a := c.authz(authzURL); a.Status != core.StatusValid {
+		t.Fatalf("authorization %s, want valid", a.Status)
+	}
+}
