@@ -104,10 +104,11 @@ type Challenge struct {
 	Token     string
 	Status    Status
 	Validated time.Time
-	// Started is when the challenge went to processing (zero otherwise,
-	// and on challenges stored before it was recorded): a validation
+	// Started is when the challenge went to processing; it stays set
+	// after the validation ends, and is zero for a challenge never
+	// started and for one started before it was recorded. A validation
 	// still processing long after it started was lost, as when the node
-	// running it crashed (see acme.Options.StaleValidation).
+	// running it crashed (see expireLostValidations in package acme).
 	Started time.Time
 	Error   *Error
 }

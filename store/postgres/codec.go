@@ -141,7 +141,7 @@ type challengeRow struct {
 	Token     string      `json:"token"`
 	Status    core.Status `json:"status"`
 	Validated string      `json:"validated,omitempty"` // absent = never
-	Started   string      `json:"started,omitempty"`   // absent = not processing
+	Started   string      `json:"started,omitempty"`   // RFC 3339; absent = never started (or by an older version)
 	Error     *core.Error `json:"error,omitempty"`
 }
 

@@ -97,7 +97,7 @@ type challengeRow struct {
 	Token     string      `json:"token"`
 	Status    core.Status `json:"status"`
 	Validated *int64      `json:"validated,omitempty"` // unix microseconds; absent = never
-	Started   *int64      `json:"started,omitempty"`   // unix microseconds; absent = not processing
+	Started   *int64      `json:"started,omitempty"`   // unix microseconds; absent = never started (or by an older version)
 	Error     *core.Error `json:"error,omitempty"`
 }
 
