@@ -34,6 +34,12 @@ const (
 // (downloaded or not) as a whole, and what its files add up to unpacked.
 const DefaultMaxBundleBytes = 32 << 20
 
+// MaxBundleEntries bounds the number of entries (files and directories) of
+// a bundle .tar.gz. Policy bundles hold tens of files; OPA's tarball loader
+// compares every file with every skipped directory, so a small archive of
+// tens of thousands of empty entries would cost seconds to minutes of CPU.
+const MaxBundleEntries = 2000
+
 // DefaultKeyID is the key id Build puts in signatures when none is given.
 const DefaultKeyID = "policyca"
 
@@ -190,19 +196,21 @@ func readFileLimited(name string, maxBytes int64) ([]byte, error) {
 	return b, nil
 }
 
-// checkUnpackedSize refuses a .tar.gz whose files add up to more than
-// maxBytes once unpacked. OPA's reader bounds each file, not their sum, and
-// keeps them all in memory: without this, a few megabytes of compressed
-// data.json files could unpack to gigabytes (a compression bomb) before
-// any signature is checked. It stops as soon as the sum passes the bound,
-// so it never decompresses more than maxBytes.
+// checkUnpackedSize refuses a .tar.gz whose entries add up to more than
+// maxBytes once unpacked, or that has more than MaxBundleEntries entries.
+// OPA's reader bounds each file, not their sum, and keeps them all (and
+// their names) in memory: without this, a few megabytes of compressed
+// data.json files, or of empty files with megabyte names, could unpack to
+// gigabytes (a compression bomb) before any signature is checked.
 func checkUnpackedSize(tarball []byte, maxBytes int64) error {
 	return EachTarballEntry(bytes.NewReader(tarball), maxBytes, func(*tar.Header, io.Reader) error { return nil })
 }
 
 // EachTarballEntry calls f with every entry of the .tar.gz r and a reader
 // of its content, refusing the tarball as soon as its entries add up to
-// more than maxBytes (so it never decompresses more than that).
+// more than maxBytes, each counted with its header and names (so it never
+// decompresses much more than that), or as soon as it has more than
+// MaxBundleEntries entries.
 func EachTarballEntry(r io.Reader, maxBytes int64, f func(h *tar.Header, content io.Reader) error) error {
 	zr, err := gzip.NewReader(r)
 	if err != nil {
@@ -210,7 +218,7 @@ func EachTarballEntry(r io.Reader, maxBytes int64, f func(h *tar.Header, content
 	}
 	tr := tar.NewReader(zr)
 	var total int64
-	for {
+	for n := 1; ; n++ {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			return nil
@@ -218,13 +226,27 @@ func EachTarballEntry(r io.Reader, maxBytes int64, f func(h *tar.Header, content
 		if err != nil {
 			return fmt.Errorf("not a .tar.gz: %w", err)
 		}
-		if total += h.Size; h.Size < 0 || total > maxBytes {
+		if n > MaxBundleEntries {
+			return fmt.Errorf("it has more than %d entries", MaxBundleEntries)
+		}
+		if total += h.Size + headerSize(h); h.Size < 0 || total > maxBytes {
 			return fmt.Errorf("its files unpack to more than %d bytes", maxBytes)
 		}
 		if err := f(h, io.LimitReader(tr, h.Size)); err != nil {
 			return err
 		}
 	}
+}
+
+// headerSize is what an entry's header costs unpacked: its 512-byte block
+// and the names and extended records that may follow it (long names are
+// free in the block but not in memory).
+func headerSize(h *tar.Header) int64 {
+	n := int64(512 + len(h.Name) + len(h.Linkname))
+	for k, v := range h.PAXRecords {
+		n += int64(len(k) + len(v))
+	}
+	return n
 }
 
 // checkRoots insists on the one root policyca owns: a bundle without a

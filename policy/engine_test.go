@@ -175,41 +175,63 @@ func TestTarballUnpackedSizeIsBounded(t *testing.T) {
 		}
 		return fs
 	}
-	small, big := writeTarGz(t, files(2)), writeTarGz(t, files(4))
-	if len(big) > limit/4 {
-		t.Fatalf("the test bomb is %d bytes compressed: it should be far below the limit", len(big))
+	// Empty files whose names are long: free in the tar block, not in
+	// memory. 40 × (512 + 2 KiB) > 64 KiB.
+	longNames := files(0)
+	for i := range 40 {
+		longNames[fmt.Sprintf("policyca/%s%d/data.json", strings.Repeat("n", 2<<10), i)] = []byte("{}")
+	}
+	// More entries than MaxBundleEntries (under the default size bound,
+	// which they would pass).
+	many := files(0)
+	for i := range MaxBundleEntries {
+		many[fmt.Sprintf("policyca/e%d.json", i)] = nil
+	}
+	tarballs := map[string][]byte{
+		"small": writeTarGz(t, files(2)), "big": writeTarGz(t, files(4)),
+		"long-names": writeTarGz(t, longNames), "many": writeTarGz(t, many),
+	}
+	refusals := map[string]string{
+		"big":        "unpack to more than 65536 bytes",
+		"long-names": "unpack to more than 65536 bytes",
+		"many":       fmt.Sprintf("more than %d entries", MaxBundleEntries),
+	}
+	limits := map[string]int64{"many": DefaultMaxBundleBytes}
+	limitOf := func(name string) int64 {
+		if l, ok := limits[name]; ok {
+			return l
+		}
+		return limit
+	}
+	for name := range refusals {
+		if n := len(tarballs[name]); int64(n) > limitOf(name)/2 {
+			t.Fatalf("the test bomb %s is %d bytes compressed: it should be well below the limit", name, n)
+		}
 	}
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/big.tar.gz" {
-			w.Write(big)
-			return
-		}
-		w.Write(small)
+		w.Write(tarballs[strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/"), ".tar.gz")])
 	}))
 	defer srv.Close()
 	dir := t.TempDir()
-	for name, b := range map[string][]byte{"small.tar.gz": small, "big.tar.gz": big} {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+	for name, b := range tarballs {
+		if err := os.WriteFile(filepath.Join(dir, name+".tar.gz"), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, cfg := range []EngineConfig{
-		{Path: filepath.Join(dir, "small.tar.gz")},
-		{URL: srv.URL + "/small.tar.gz", HTTPClient: srv.Client()},
-	} {
-		cfg.MaxBundleBytes, cfg.Logger = limit, quietLogger()
-		if _, err := NewEngine(cfg); err != nil {
-			t.Errorf("%s%s: %v", cfg.Path, cfg.URL, err)
-		}
-	}
-	for _, cfg := range []EngineConfig{
-		{Path: filepath.Join(dir, "big.tar.gz")},
-		{URL: srv.URL + "/big.tar.gz", HTTPClient: srv.Client()},
-	} {
-		cfg.MaxBundleBytes, cfg.Logger = limit, quietLogger()
-		_, err := NewEngine(cfg)
-		if err == nil || !strings.Contains(err.Error(), "unpack to more than 65536 bytes") {
-			t.Errorf("%s%s: %v", cfg.Path, cfg.URL, err)
+	for name := range tarballs {
+		for _, cfg := range []EngineConfig{
+			{Path: filepath.Join(dir, name+".tar.gz")},
+			{URL: srv.URL + "/" + name + ".tar.gz", HTTPClient: srv.Client()},
+		} {
+			cfg.MaxBundleBytes, cfg.Logger = limitOf(name), quietLogger()
+			_, err := NewEngine(cfg)
+			want, refused := refusals[name]
+			switch {
+			case !refused && err != nil:
+				t.Errorf("%s%s: %v", cfg.Path, cfg.URL, err)
+			case refused && (err == nil || !strings.Contains(err.Error(), want)):
+				t.Errorf("%s%s: %v, want an error saying %q", cfg.Path, cfg.URL, err, want)
+			}
 		}
 	}
 }
