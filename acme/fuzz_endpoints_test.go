@@ -77,10 +77,13 @@ func FuzzSignedPayloads(f *testing.F) {
 			return
 		}
 		checkProblemDocument(t, st.urls[i], r)
-		// The state may have changed (an account or authorization
-		// deactivated): start again from a fresh one so that later inputs
-		// still reach the handlers past authentication.
-		if r.status == http.StatusUnauthorized || r.status == http.StatusForbidden {
+		// The state may have changed (the account deactivated): start
+		// again from a fresh one so that later inputs still reach the
+		// handlers past authentication. Other refusals (orderNotReady on a
+		// finalize, say) leave the state as it was.
+		var p struct{ Type string }
+		r.decode(t, &p)
+		if p.Type == problemPrefix+"unauthorized" || p.Type == problemPrefix+"accountDoesNotExist" {
 			st = newFuzzState(t, env)
 		}
 	})
