@@ -98,9 +98,13 @@ func FuzzHandler(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, which uint8, arg, query string, body []byte) {
 		e := endpoints[int(which)%len(endpoints)]
+		// Path is the decoded path and RawPath its encoding, as the server
+		// has them for a request line with the argument escaped: the
+		// handler's PathValue is then the argument itself, slashes and all.
 		path := Prefix + strings.Replace(e.path, "%s", url.PathEscape(arg), 1)
 		r := httptest.NewRequest(e.method, "/", bytes.NewReader(body))
-		r.URL.Path, r.URL.RawQuery = path, query
+		r.URL.Path = Prefix + strings.Replace(e.path, "%s", arg, 1)
+		r.URL.RawPath, r.URL.RawQuery = path, query
 		r.TLS = verified
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
