@@ -260,8 +260,8 @@ func (s *Server) finishChallenge(ctx context.Context, snap *core.Authorization, 
 // endLostValidation logs that a's lost validation was ended (by
 // expireLostValidations) and moves its order on.
 func (s *Server) endLostValidation(ctx context.Context, a *core.Authorization) {
-	s.logger(ctx).Warn("challenge validation lost (its node stopped before recording the result); authorization made invalid",
-		"authz", a.ID, "order", a.OrderID, "identifier", a.Identifier.Value)
+	s.logger(ctx).Warn("challenge validation lost (its node stopped, or could not record the result); challenge made invalid",
+		"authz", a.ID, "authz_status", a.Status, "order", a.OrderID, "identifier", a.Identifier.Value)
 	s.advanceOrderFor(ctx, a)
 }
 
@@ -297,7 +297,7 @@ func (s *Server) expireLostValidations(a *core.Authorization) bool {
 		}
 		c.Status = core.StatusInvalid
 		c.Error = &core.Error{Kind: core.KindServerInternal,
-			Detail: "the validation was interrupted (the server running it stopped); try again with a new order"}
+			Detail: "the validation was interrupted (the server running it stopped or could not record its result); try again with a new order"}
 		if a.Status == core.StatusPending {
 			a.Status = core.StatusInvalid
 		}
