@@ -47,6 +47,7 @@ func newCACmd() *cobra.Command {
 			lw := logbuf.New(os.Stderr, 0)
 			defer lw.Close()
 			log := server.NewLogger(c.Log, lw)
+			tuneGC(log)
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			srv, err := server.New(ctx, c, log)

@@ -43,6 +43,7 @@ func newRACmd() *cobra.Command {
 			lw := logbuf.New(os.Stderr, 0)
 			defer lw.Close()
 			log := server.NewLogger(c.Log, lw)
+			tuneGC(log)
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			n, err := ra.NewNode(ctx, c, log)
