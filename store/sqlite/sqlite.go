@@ -38,7 +38,13 @@ type config struct {
 	sync        Synchronous
 	readConns   int
 	busyTimeout time.Duration
+	commitDelay time.Duration
 }
+
+// DefaultCommitDelay is how long, at most, the writer waits for more
+// operations before committing a batch when writes are arriving
+// concurrently (see writer.go).
+const DefaultCommitDelay = 500 * time.Microsecond
 
 // WithSynchronous sets the durability level (default SyncFull).
 func WithSynchronous(s Synchronous) Option { return func(c *config) { c.sync = s } }
@@ -46,6 +52,11 @@ func WithSynchronous(s Synchronous) Option { return func(c *config) { c.sync = s
 // WithReadConns sets the size of the read pool (default: number of CPUs,
 // at least 4). Readers do not block each other or the writer.
 func WithReadConns(n int) Option { return func(c *config) { c.readConns = n } }
+
+// WithCommitDelay sets how long, at most, the writer waits for the
+// operations of a batch to gather when writes arrive concurrently (default
+// DefaultCommitDelay; 0 commits whatever is queued at once).
+func WithCommitDelay(d time.Duration) Option { return func(c *config) { c.commitDelay = d } }
 
 // WithBusyTimeout sets how long a connection waits for a lock held by
 // another process (e.g. the CLI) before failing (default 10s).
@@ -65,11 +76,16 @@ type Store struct {
 	writerDone chan struct{}
 	wmu        sync.RWMutex
 	closed     bool
-	commits    atomic.Int64 // batches committed, for tests
+	// commitDelay bounds the wait for a batch to gather (writer.go).
+	commitDelay time.Duration
+	commits     atomic.Int64 // batches committed, for tests
 	// beforeCommit, if set (tests only, before the first write), runs in
 	// each batch's transaction just before COMMIT; n is the number of
 	// operations that ran in it.
 	beforeCommit func(ctx context.Context, tx *sql.Tx, n int) error
+	// onGather, if set (tests only, before the first write), is called
+	// when the writer starts waiting for a batch to gather.
+	onGather func()
 }
 
 var _ store.Store = (*Store)(nil)
@@ -77,7 +93,8 @@ var _ store.Store = (*Store)(nil)
 // Open opens (creating if needed) the database at path and migrates its
 // schema to SchemaVersion.
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
-	cfg := config{sync: SyncFull, readConns: max(4, runtime.NumCPU()), busyTimeout: 10 * time.Second}
+	cfg := config{sync: SyncFull, readConns: max(4, runtime.NumCPU()), busyTimeout: 10 * time.Second,
+		commitDelay: DefaultCommitDelay}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -90,6 +107,8 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: %q: '?' and '#' are not allowed in the database path", path)
 	case cfg.sync != SyncFull && cfg.sync != SyncNormal:
 		return nil, fmt.Errorf("sqlite: unsupported synchronous mode %q", cfg.sync)
+	case cfg.commitDelay < 0:
+		return nil, fmt.Errorf("sqlite: negative commit delay %v", cfg.commitDelay)
 	case cfg.readConns < 1:
 		return nil, fmt.Errorf("sqlite: need at least one read connection, got %d", cfg.readConns)
 	}
@@ -110,7 +129,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{w: w}
+	s := &Store{w: w, commitDelay: cfg.commitDelay}
 	if err := s.checkWriter(ctx); err != nil {
 		w.Close()
 		return nil, err

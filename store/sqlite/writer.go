@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 )
 
 // Group commit. Every write of the store goes through one goroutine
@@ -15,6 +16,18 @@ import (
 // their result only after the COMMIT, so "returned nil" still means "on
 // stable storage". See doc.go for why this is as durable as a transaction
 // per operation.
+
+// Gathering. Taking only what is queued when the writer wakes makes
+// batches of two or three operations under load (measured: 2.8 on average
+// at 16 clients), so the log is written and fsynced for every two or three
+// writes, which is most of the store's CPU. When writes keep arriving
+// concurrently (on average, over recent batches, at least two operations
+// are already queued when the writer wakes), the writer waits, at most
+// commitDelay, until the batch is as large as the previous one. At low
+// load nothing waits (a lone client's writes depend on each other: waiting
+// would only delay them); under load the wait mostly ends early, and the
+// batch is committed as soon as it has gathered. Callers still get their
+// result only after the COMMIT.
 
 // maxBatch bounds the operations of one transaction, so that one COMMIT
 // (and the latency of the callers waiting for it) stays short even when
@@ -112,6 +125,8 @@ func (s *Store) writer() {
 	defer close(s.writerDone)
 	batch := make([]*writeOp, 0, maxBatch)
 	quitting := false
+	last := 0     // operations in the previous batch
+	queued := 1.0 // moving average of the operations found queued
 	for {
 		if len(batch) == 0 && !quitting {
 			select {
@@ -138,11 +153,37 @@ func (s *Store) writer() {
 		if len(batch) == 0 {
 			return // quitting and nothing left
 		}
+		queued = 0.9*queued + 0.1*float64(len(batch))
+		if queued >= 2 && len(batch) < last && s.commitDelay > 0 && !quitting {
+			batch = s.gather(batch, last)
+		}
+		last = len(batch)
 		rest := s.runBatch(batch)
 		n := copy(batch, rest)
 		clear(batch[n:])
 		batch = batch[:n]
 	}
+}
+
+// gather adds operations to batch as they arrive until it has want of
+// them, commitDelay has passed, or the store is closing.
+func (s *Store) gather(batch []*writeOp, want int) []*writeOp {
+	if s.onGather != nil {
+		s.onGather()
+	}
+	t := time.NewTimer(s.commitDelay)
+	defer t.Stop()
+	for len(batch) < want {
+		select {
+		case op := <-s.ops:
+			batch = append(batch, op)
+		case <-t.C:
+			return batch
+		case <-s.quit:
+			return batch
+		}
+	}
+	return batch
 }
 
 // claim decides whether op runs: false if its caller gave up or its
