@@ -14,6 +14,18 @@ import (
 // with validations held at a gate, as a node that crashed mid-validation
 // leaves it: processing, with nothing that will finish it. It returns the
 // client, the order URL and the authorization URL.
+// newHeldEnv is a test environment whose validations wait until release
+// is called (at the latest when the test ends).
+func newHeldEnv(t *testing.T) (env *testEnv, release func()) {
+	t.Helper()
+	env = newEnv(t, noValidationWait)
+	gate := make(chan struct{})
+	env.validator.gate = gate
+	release = sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(release)
+	return env, release
+}
+
 func startHeldValidation(t *testing.T, env *testEnv) (*testClient, string, string) {
 	t.Helper()
 	c := env.newClient(t)
@@ -38,11 +50,7 @@ func startHeldValidation(t *testing.T, env *testEnv) (*testClient, string, strin
 func TestLostValidationEnds(t *testing.T) {
 	for _, poll := range []string{"authorization", "order"} {
 		t.Run("polling the "+poll, func(t *testing.T) {
-			env := newEnv(t, noValidationWait)
-			gate := make(chan struct{})
-			env.validator.gate = gate
-			release := sync.OnceFunc(func() { close(gate) })
-			t.Cleanup(release)
+			env, release := newHeldEnv(t)
 			c, orderURL, authzURL := startHeldValidation(t, env)
 
 			env.now.Advance(lostValidationFactor*DefaultValidationTimeout - time.Second)
@@ -73,10 +81,7 @@ func TestLostValidationEnds(t *testing.T) {
 		})
 	}
 	t.Run("stored without a start time", func(t *testing.T) {
-		env := newEnv(t, noValidationWait)
-		gate := make(chan struct{})
-		env.validator.gate = gate
-		t.Cleanup(func() { close(gate) })
+		env, _ := newHeldEnv(t)
 		c, _, authzURL := startHeldValidation(t, env)
 		ctx := context.Background()
 		stored, err := env.store.GetAuthorization(ctx, lastSegment(authzURL))
@@ -151,11 +156,7 @@ func TestValidationQueueIsBounded(t *testing.T) {
 // one could outlive the first one's deadline (and be declared lost), and
 // each would take a slot of the pool.
 func TestAskingAgainWhileProcessingStartsNothing(t *testing.T) {
-	env := newEnv(t, noValidationWait)
-	gate := make(chan struct{})
-	env.validator.gate = gate
-	release := sync.OnceFunc(func() { close(gate) })
-	t.Cleanup(release)
+	env, release := newHeldEnv(t)
 	c, _, authzURL := startHeldValidation(t, env)
 	chURL := c.authz(authzURL).Challenges[0].URL
 	for range 3 {
