@@ -106,10 +106,10 @@ func (s *Server) startChallenge(ctx context.Context, req *request, loaded *core.
 	if expired {
 		s.endLostValidation(ctx, a)
 	}
-	c := findChallenge(a, challID)
-	if !mine || c.Status != core.StatusProcessing {
+	if !mine {
 		return a, nil
 	}
+	c := findChallenge(a, challID) // processing: this request's update made it so
 	keyAuth, err := jws.KeyAuthorization(c.Token, req.key)
 	if err != nil {
 		// The challenge is processing already: record the failure on it
