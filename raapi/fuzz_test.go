@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +25,10 @@ func FuzzParseToken(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !strings.HasPrefix(tok.CAURL, "https://") || tok.ID == "" || tok.Secret == "" || len(tok.RootSHA256) != 64 {
+		// The scheme is case-insensitive (RFC 3986 §3.1): "HTTPS://ca" is
+		// an https URL, and Go's HTTP client treats it as one.
+		u, err := url.Parse(tok.CAURL)
+		if err != nil || u.Scheme != "https" || u.Host == "" || tok.ID == "" || tok.Secret == "" || len(tok.RootSHA256) != 64 {
 			t.Fatalf("accepted a bad token: %+v", tok)
 		}
 		again, err := ParseToken(tok.String())
