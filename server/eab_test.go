@@ -12,6 +12,7 @@ import (
 	"errors"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -67,7 +68,11 @@ func (tc *testCA) adminClientWith(cert tls.Certificate) *admin.Client {
 }
 
 func TestEABWithLego(t *testing.T) {
-	tc := startCA(t, withEABProvisioner)
+	port := testutil.FreePort(t)
+	tc := startCA(t, func(c *config.Config) {
+		withEABProvisioner(c)
+		c.Metrics = &config.Metrics{Listen: "127.0.0.1:" + strconv.Itoa(port)}
+	})
 	ctx := context.Background()
 	ac := tc.adminClient(t)
 	k, err := ac.AddEAB(ctx, admin.AddEABRequest{Provisioner: "eab", Reference: "web-17"})
@@ -117,6 +122,18 @@ func TestEABWithLego(t *testing.T) {
 	acct, err := tc.srv.Store().GetAccount(ctx, keys[0].BoundAccount)
 	if err != nil || acct.Status != core.StatusDeactivated {
 		t.Fatalf("account after revoke --deactivate-account: %v %v", acct, err)
+	}
+
+	// The binding's store operations are counted: one account bound (the
+	// wrong HMAC and the second binding were refused before any write).
+	body := scrape(t, "http://127.0.0.1:"+strconv.Itoa(port)+"/metrics")
+	for _, want := range []string{
+		`policyca_store_operation_duration_seconds_count{op="create_account_bound",result="ok"} 1`,
+		`policyca_store_operation_duration_seconds_count{op="get_eab_key",result="ok"}`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 }
 

@@ -232,6 +232,16 @@ func (s storeMetrics) CreateAccount(ctx context.Context, a *core.Account) (err e
 	return s.Store.CreateAccount(ctx, a)
 }
 
+func (s storeMetrics) CreateAccountBound(ctx context.Context, a *core.Account, kid string, now time.Time) (err error) {
+	defer func(t time.Time) { s.obs("create_account_bound", t, err) }(time.Now())
+	return s.Store.CreateAccountBound(ctx, a, kid, now)
+}
+
+func (s storeMetrics) GetEABKey(ctx context.Context, id string) (k *core.EABKey, err error) {
+	defer func(t time.Time) { s.obs("get_eab_key", t, err) }(time.Now())
+	return s.Store.GetEABKey(ctx, id)
+}
+
 func (s storeMetrics) GetAccount(ctx context.Context, id string) (a *core.Account, err error) {
 	defer func(t time.Time) { s.obs("get_account", t, err) }(time.Now())
 	return s.Store.GetAccount(ctx, id)

@@ -37,6 +37,8 @@ func TestMetricsAfterIssuanceAndRefusal(t *testing.T) {
 		`policyca_validation_duration_seconds_count{result="valid",type="http-01"} 1`,
 		`policyca_sign_duration_seconds_count{backend="soft",result="ok"}`,
 		`policyca_store_operation_duration_seconds_count{op="complete_order",result="ok"} 1`,
+		// Decision log writes: the allowed and the refused order, the signature.
+		`policyca_store_operation_duration_seconds_count{op="record_decisions",result="ok"} 3`,
 		`policyca_http_requests_total{code="201",endpoint="acme_new_order"} 1`,
 		`policyca_http_requests_total{code="400",endpoint="acme_new_order"} 1`,
 		`policyca_http_request_duration_seconds_count{endpoint="acme_finalize"}`,

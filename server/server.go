@@ -137,9 +137,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	}()
 
 	node := NodeName(cfg)
-	// The ACME front end and the CA see the store through the metrics.
+	// The ACME front end, the CA, the policy engine (its decision log and
+	// account lookups) and the EAB binder see the store through the
+	// metrics, so that every store operation of an issuance is counted.
 	mst := storeMetrics{st, s.metrics}
-	s.policy, err = newPolicyEngine(cfg, st, node, log, s.metrics)
+	s.policy, err = newPolicyEngine(cfg, mst, node, log, s.metrics)
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +198,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 		Store:        mst,
 		Authority:    authorityMetrics{s.ca, s.metrics},
 		Nonces:       nonces,
-		Binder:       &eab.Binder{Store: st},
+		Binder:       &eab.Binder{Store: mst},
 		Logger:       log,
 	})
 	if err != nil {
