@@ -24,12 +24,28 @@ const (
 	ReasonAACompromise       = 10
 )
 
+// leafReasons are the reasons a leaf certificate may be revoked for.
+// The others are refused whoever asks (an ACME client, an RA, an
+// operator): cACompromise and aACompromise are about CAs and attribute
+// authorities; certificateHold would need an unhold that policyca does not
+// have (and the CA/Browser Forum baseline requirements forbid it);
+// removeFromCRL is meaningful only in delta CRLs, and in a full CRL it
+// tells relying parties the certificate is *not* revoked (OpenSSL reads
+// it so), while a second revocation is refused as alreadyRevoked: a
+// certificate revoked with it could never be revoked again. The ACME
+// front end narrows this further to what a subscriber may say (acme/revoke.go).
+var leafReasons = map[int]bool{
+	ReasonUnspecified: true, ReasonKeyCompromise: true, ReasonAffiliationChanged: true,
+	ReasonSuperseded: true, ReasonCessationOfOperation: true, ReasonPrivilegeWithdrawn: true,
+}
+
 // Revoke marks the certificate with this serial (hex, any case, leading
 // zeros allowed) revoked for reason. Errors: badRevocationReason,
 // malformed (bad serial), notFound, alreadyRevoked.
 func (c *CA) Revoke(ctx context.Context, serial string, reason int) error {
-	if reason < 0 || reason > ReasonAACompromise || reason == 7 {
-		return core.Errorf(core.KindBadRevocationReason, "revocation reason %d is not an RFC 5280 reason code", reason)
+	if !leafReasons[reason] {
+		return core.Errorf(core.KindBadRevocationReason,
+			"revocation reason %d is not allowed for a certificate this CA issued; use 0, 1, 3, 4, 5 or 9 (RFC 5280 §5.3.1)", reason)
 	}
 	s, err := normalizeSerial(serial)
 	if err != nil {

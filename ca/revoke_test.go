@@ -16,6 +16,10 @@ func TestRevoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	other, err := c.Sign(context.Background(), request(t, "other.internal"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	padded := "00" + strings.ToUpper(rec.Serial)
 	// Steps run in order against one store: the second revocation of the
 	// same certificate must be refused.
@@ -28,11 +32,18 @@ func TestRevoke(t *testing.T) {
 		{"reason 7 is unused", rec.Serial, 7, core.KindBadRevocationReason},
 		{"reason above 10", rec.Serial, 11, core.KindBadRevocationReason},
 		{"negative reason", rec.Serial, -1, core.KindBadRevocationReason},
+		{"cACompromise is not for a leaf", rec.Serial, ReasonCACompromise, core.KindBadRevocationReason},
+		{"certificateHold has no unhold", rec.Serial, ReasonCertificateHold, core.KindBadRevocationReason},
+		// removeFromCRL in a full CRL reads as "not revoked", and the
+		// certificate could then never be revoked again.
+		{"removeFromCRL", rec.Serial, ReasonRemoveFromCRL, core.KindBadRevocationReason},
+		{"aACompromise is not for a leaf", rec.Serial, ReasonAACompromise, core.KindBadRevocationReason},
 		{"not hex", "xyz", 1, core.KindMalformed},
 		{"zero serial", "000", 1, core.KindMalformed},
 		{"unknown serial", "abcdef", 1, core.KindNotFound},
 		{"revoke, upper case and leading zeros", padded, ReasonKeyCompromise, ""},
 		{"revoke again", rec.Serial, ReasonSuperseded, core.KindAlreadyRevoked},
+		{"privilegeWithdrawn is allowed", other.Serial, ReasonPrivilegeWithdrawn, ""},
 	}
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
