@@ -285,20 +285,10 @@ func (c *CA) Sign(ctx context.Context, req core.SignRequest) (*core.Certificate,
 				"identifiers", req.Identifiers, "revision", dec.Revision, "decision_id", dec.DecisionID, "reason", dec.Reason)
 			return nil, core.Errorf(core.KindRejectedIdentifier, "%s", detail)
 		}
-		if dec.Lifetime > 0 && dec.Lifetime < lifetime {
-			lifetime = dec.Lifetime
-		}
 	}
-
-	if now.After(c.issuer.NotAfter) {
-		return nil, core.Errorf(core.KindServerInternal, "the issuing certificate has expired")
-	}
-	notBefore := start.Add(-c.backdate)
-	notAfter := start.Add(lifetime)
-	if notAfter.After(c.issuer.NotAfter) {
-		// A leaf must not outlive its issuer; a shorter certificate is
-		// more useful to the client than a refusal.
-		notAfter = c.issuer.NotAfter
+	notBefore, notAfter, err := c.validity(now, start, lifetime, prof, dec.Lifetime)
+	if err != nil {
+		return nil, err
 	}
 	tmpl, err := c.template(csr.PublicKey, req.Identifiers, notBefore, notAfter)
 	if err != nil {
@@ -318,6 +308,38 @@ func (c *CA) Sign(ctx context.Context, req core.SignRequest) (*core.Certificate,
 		}
 		c.log.WarnContext(ctx, "serial collision, retrying", "attempt", attempt)
 	}
+}
+
+// validity is the certificate's validity period: from start, backdated,
+// for lifetime, with every limit applied to the whole period, backdating
+// included (a policy that caps certificates at 1h gets certificates whose
+// notAfter − notBefore is at most 1h): the profile's MaxLifetime, the
+// policy's cap (0 = none), and the issuer's own notAfter, which a leaf must
+// not outlive (a shorter certificate is more useful to the client than a
+// refusal). A period that is empty once capped (an order whose notBefore
+// comes after the issuer expires) is refused.
+func (c *CA) validity(now, start time.Time, lifetime time.Duration, p Profile, policyCap time.Duration) (notBefore, notAfter time.Time, err error) {
+	if now.After(c.issuer.NotAfter) {
+		return notBefore, notAfter, core.Errorf(core.KindServerInternal, "the issuing certificate has expired")
+	}
+	limit := p.MaxLifetime
+	if policyCap > 0 {
+		limit = min(limit, policyCap)
+	}
+	notBefore = start.Add(-c.backdate)
+	notAfter = start.Add(min(lifetime, limit))
+	if notAfter.Sub(notBefore) > limit {
+		notAfter = notBefore.Add(limit)
+	}
+	if notAfter.After(c.issuer.NotAfter) {
+		notAfter = c.issuer.NotAfter
+	}
+	if !notAfter.After(start) {
+		return notBefore, notAfter, core.Errorf(core.KindMalformed,
+			"the requested notBefore (%s) is not before the issuing certificate expires (%s)",
+			start.UTC().Format(time.RFC3339), c.issuer.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return notBefore, notAfter, nil
 }
 
 // requestedWindow returns when the certificate's validity starts (before

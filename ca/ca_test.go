@@ -119,8 +119,9 @@ func TestSignIssuesAndStores(t *testing.T) {
 			if leaf.SerialNumber.Sign() <= 0 || leaf.SerialNumber.BitLen() > 128 {
 				t.Errorf("serial %x is not a positive 128-bit number", leaf.SerialNumber)
 			}
-			if !leaf.NotBefore.Equal(fixedNow.Add(-time.Minute)) || !leaf.NotAfter.Equal(fixedNow.Add(24*time.Hour)) {
-				t.Errorf("validity %s – %s, want now-1m – now+24h", leaf.NotBefore, leaf.NotAfter)
+			// 24h in all, backdating included.
+			if !leaf.NotBefore.Equal(fixedNow.Add(-time.Minute)) || !leaf.NotAfter.Equal(fixedNow.Add(24*time.Hour-time.Minute)) {
+				t.Errorf("validity %s – %s, want now-1m – now+23h59m", leaf.NotBefore, leaf.NotAfter)
 			}
 			if !slices.Equal(leaf.CRLDistributionPoints, []string{"http://ca.internal/crl"}) {
 				t.Errorf("CRL DP = %v", leaf.CRLDistributionPoints)
@@ -172,19 +173,26 @@ func TestSignLifetime(t *testing.T) {
 		wantNotAfter  time.Time
 		kind          core.ErrorKind
 	}{
-		{name: "default", wantNotAfter: fixedNow.Add(24 * time.Hour)},
-		{name: "profile default", profiles: map[string]Profile{"acme": {DefaultLifetime: 6 * time.Hour}}, wantNotAfter: fixedNow.Add(6 * time.Hour)},
+		// Every limit bounds notAfter − notBefore, the minute of
+		// backdating included: with the default profile (24h, at most
+		// 24h) that is now+23h59m.
+		{name: "default", wantNotAfter: fixedNow.Add(24*time.Hour - time.Minute)},
+		{name: "profile default", profiles: map[string]Profile{"acme": {DefaultLifetime: 6 * time.Hour}}, wantNotAfter: fixedNow.Add(6*time.Hour - time.Minute)},
 		{name: "requested within max", profiles: prof, notAfter: fixedNow.Add(48 * time.Hour), wantNotAfter: fixedNow.Add(48 * time.Hour)},
-		{name: "requested beyond max is capped", profiles: prof, notAfter: fixedNow.Add(1000 * time.Hour), wantNotAfter: fixedNow.Add(72 * time.Hour)},
+		{name: "requested beyond max is capped", profiles: prof, notAfter: fixedNow.Add(1000 * time.Hour), wantNotAfter: fixedNow.Add(72*time.Hour - time.Minute)},
 		{name: "requested shorter", profiles: prof, notAfter: fixedNow.Add(time.Hour), wantNotAfter: fixedNow.Add(time.Hour)},
-		{name: "policy caps", profiles: prof, policy: allowFor(2 * time.Hour), notAfter: fixedNow.Add(48 * time.Hour), wantNotAfter: fixedNow.Add(2 * time.Hour)},
+		{name: "policy caps", profiles: prof, policy: allowFor(2 * time.Hour), notAfter: fixedNow.Add(48 * time.Hour), wantNotAfter: fixedNow.Add(2*time.Hour - time.Minute)},
+		{name: "policy cap equal to the request", profiles: prof, policy: allowFor(time.Hour), notAfter: fixedNow.Add(time.Hour), wantNotAfter: fixedNow.Add(time.Hour - time.Minute)},
 		{name: "policy cap above request", profiles: prof, policy: allowFor(100 * time.Hour), wantNotAfter: fixedNow.Add(24 * time.Hour)},
 		{name: "future notBefore", profiles: prof, notBefore: fixedNow.Add(10 * time.Hour),
 			wantNotBefore: fixedNow.Add(10*time.Hour - time.Minute), wantNotAfter: fixedNow.Add(34 * time.Hour)},
-		{name: "past notBefore is not honoured", notBefore: fixedNow.Add(-10 * time.Hour), wantNotAfter: fixedNow.Add(24 * time.Hour)},
+		{name: "past notBefore is not honoured", notBefore: fixedNow.Add(-10 * time.Hour), wantNotAfter: fixedNow.Add(24*time.Hour - time.Minute)},
 		{name: "capped at issuer expiry", profiles: map[string]Profile{"acme": {MaxLifetime: 100 * 365 * 24 * time.Hour}},
 			notAfter: fixedNow.Add(50 * 365 * 24 * time.Hour), wantNotAfter: h.inter.NotAfter},
 		{name: "notAfter in the past", notAfter: fixedNow.Add(-time.Hour), kind: core.KindMalformed},
+		// Capped at the issuer's notAfter, the period would end before it starts.
+		{name: "notBefore after issuer expiry", profiles: map[string]Profile{"acme": {MaxLifetime: 100 * 365 * 24 * time.Hour}},
+			notBefore: h.inter.NotAfter.Add(time.Hour), kind: core.KindMalformed},
 		{name: "notBefore too far ahead", profiles: prof, notBefore: fixedNow.Add(100 * time.Hour), kind: core.KindMalformed},
 		{name: "unknown provisioner", profiles: map[string]Profile{"other": {}}, kind: core.KindUnauthorized},
 	}
