@@ -252,6 +252,33 @@ func TestMaliciousRA(t *testing.T) {
 		}
 		denied("account layer")
 	})
+	t.Run("UnknownAccountWhereEABRequired", func(t *testing.T) {
+		// Every account of an EAB provisioner was bound through the CA; an
+		// account id the CA does not know would escape the account layer.
+		code, perr := e.call(hc, "POST", "/sign", signReq(t, "eab", "acct-ghost", "db.other.internal"))
+		if code != http.StatusForbidden || perr == nil || !strings.Contains(perr.Detail, "requires external account binding") {
+			t.Fatalf("got %d %v, want refused", code, perr)
+		}
+		if d := denied("unknown account on an EAB provisioner"); !strings.Contains(d.Error, "RA claim refused") {
+			t.Fatalf("decision: %+v", d)
+		}
+	})
+	t.Run("DeactivatedAccount", func(t *testing.T) {
+		acct := &core.Account{ID: "acct-gone", Provisioner: "acme", KeyThumbprint: "tp-gone", KeyJWK: []byte("{}"),
+			Status: core.StatusValid}
+		if err := st.CreateAccount(ctx, acct); err != nil {
+			t.Fatal(err)
+		}
+		acct.Status = core.StatusDeactivated
+		if err := st.UpdateAccount(ctx, acct); err != nil {
+			t.Fatal(err)
+		}
+		code, perr := e.call(hc, "POST", "/sign", signReq(t, "acme", "acct-gone", "x.site-a.internal"))
+		if code != http.StatusForbidden || perr == nil || !strings.Contains(perr.Detail, "deactivated on the CA") {
+			t.Fatalf("got %d %v, want refused", code, perr)
+		}
+		denied("deactivated account")
+	})
 	t.Run("NoEvidence", func(t *testing.T) {
 		req := signReq(t, "acme", "acct-4", "x.site-a.internal")
 		req.Evidence = nil
@@ -297,5 +324,20 @@ func TestSignRetryIsIdempotent(t *testing.T) {
 	other := signReq(t, "acme", "acct-retry", "retry.site-r.internal")
 	if third := sign(other); third.Serial == first.Serial {
 		t.Fatal("a new key for the same order got the old certificate")
+	}
+	// Same order, account and key, other names: not a retry. The answer
+	// is a certificate for the names asked for, never the old one.
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	forNames := func(name string) raapi.SignRequest {
+		r := signReq(t, "acme", "acct-names", name)
+		var err error
+		if r.CSR, err = x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{DNSNames: []string{name}}, key); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	a, b := sign(forNames("a.site-r.internal")), sign(forNames("b.site-r.internal"))
+	if b.Serial == a.Serial || len(b.Names) != 1 || b.Names[0].Value != "b.site-r.internal" {
+		t.Fatalf("same order and key, other names: got %s %v after %s", b.Serial, b.Names, a.Serial)
 	}
 }

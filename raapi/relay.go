@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
+	"strings"
 
 	jose "github.com/go-jose/go-jose/v4"
 
@@ -88,21 +90,31 @@ func validated(ev []Evidence, id core.Identifier) bool {
 }
 
 // checkClaims compares what the RA says about the account with the CA's own
-// records. The sign-time policy never reads the claims; a mismatch means a
-// broken or malicious RA, so the request is refused, logged and recorded in
-// the decision log for the operator.
+// records, and refuses what those records forbid whatever the RA says: an
+// account the CA knows as deactivated or revoked, and, on a provisioner
+// that requires EAB, an account the CA has not bound (every legitimate one
+// was bound through the CA, so an unknown account id can only come from a
+// broken or malicious RA, and would escape the account policy). The
+// sign-time policy never reads the claims; a mismatch is refused, logged
+// and recorded in the decision log for the operator.
 func (a *api) checkClaims(ctx context.Context, ra *core.RA, req *SignRequest) error {
-	kid, pol, prov, err := a.accountRecord(ctx, req.AccountID)
+	acct, err := a.accountRecord(ctx, req.AccountID)
 	if err != nil {
 		return err
 	}
+	kid := acct.kid
 	var why string
 	switch {
-	case prov != "" && prov != req.Provisioner:
-		why = fmt.Sprintf("account %s belongs to provisioner %q, not %q", req.AccountID, prov, req.Provisioner)
+	case acct.known && acct.status != core.StatusValid:
+		why = fmt.Sprintf("account %s is %s on the CA", req.AccountID, acct.status)
+	case acct.prov != "" && acct.prov != req.Provisioner:
+		why = fmt.Sprintf("account %s belongs to provisioner %q, not %q", req.AccountID, acct.prov, req.Provisioner)
+	case a.Provisioners[req.Provisioner].RequireEAB && kid == "":
+		why = fmt.Sprintf("provisioner %q requires external account binding and the CA has no binding for account %s",
+			req.Provisioner, req.AccountID)
 	case req.EABKeyID != kid:
 		why = fmt.Sprintf("RA claimed EAB key %q for account %s, whose key is %q", req.EABKeyID, req.AccountID, kid)
-	case !sameJSON(req.AccountPolicy, pol):
+	case !sameJSON(req.AccountPolicy, acct.policy):
 		why = fmt.Sprintf("RA claimed an account policy for account %s that is not the account's", req.AccountID)
 	default:
 		return nil
@@ -120,25 +132,38 @@ func (a *api) checkClaims(ctx context.Context, ra *core.RA, req *SignRequest) er
 	return core.Errorf(core.KindUnauthorized, "the CA's records of this account differ from the RA's: %s", why)
 }
 
-// accountRecord returns the account's EAB key id, its policy and the
-// account's provisioner from the CA's store; all empty for an account the
-// CA does not know (created on an RA without EAB).
-func (a *api) accountRecord(ctx context.Context, id string) (kid string, pol []byte, prov string, err error) {
+// accountFacts is what the CA's store says of an account.
+type accountFacts struct {
+	// known is false for an account the CA does not know (created on an
+	// RA without EAB); everything else is then empty.
+	known  bool
+	status core.Status
+	prov   string
+	// kid and policy are the EAB key that bound the account and its
+	// account policy ("" and nil without a binding).
+	kid    string
+	policy []byte
+}
+
+// accountRecord reads what the CA's store says of account id.
+func (a *api) accountRecord(ctx context.Context, id string) (accountFacts, error) {
 	acct, err := a.Store.GetAccount(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return "", nil, "", nil
+		return accountFacts{}, nil
 	}
 	if err != nil {
-		return "", nil, "", storeErr(err, "cannot look up the account")
+		return accountFacts{}, storeErr(err, "cannot look up the account")
 	}
+	f := accountFacts{known: true, status: acct.Status, prov: acct.Provisioner}
 	if acct.EABKeyID == "" {
-		return "", nil, acct.Provisioner, nil
+		return f, nil
 	}
 	k, err := a.Store.GetEABKey(ctx, acct.EABKeyID)
 	if err != nil {
-		return "", nil, "", storeErr(err, "cannot look up the account's EAB key")
+		return accountFacts{}, storeErr(err, "cannot look up the account's EAB key")
 	}
-	return k.ID, k.Policy, acct.Provisioner, nil
+	f.kid, f.policy = k.ID, k.Policy
+	return f, nil
 }
 
 // sameJSON compares two optional JSON documents by value.
@@ -229,18 +254,21 @@ func (a *api) handleBind(w http.ResponseWriter, r *http.Request, ra *core.RA) er
 }
 
 // boundBefore finds the account this very binding created before: same
-// key id (with a MAC that verifies), same account key.
+// key id (with a MAC that verifies), same account key, and both still in
+// good standing: a key the operator revoked, or an account deactivated,
+// must not come back to life through a "retry" at another RA.
 func (a *api) boundBefore(ctx context.Context, req *BindRequest, outer *jose.JSONWebKey, tp string) *BindResponse {
 	b, err := eab.Parse(req.Binding, outer, req.URL)
 	if err != nil {
 		return nil
 	}
 	k, err := a.Store.GetEABKey(ctx, b.KID)
-	if err != nil || k.BoundAccount == "" || k.Provisioner != req.Account.Provisioner || b.Verify(k.HMACKey) != nil {
+	if err != nil || k.BoundAccount == "" || !k.RevokedAt.IsZero() || k.Provisioner != req.Account.Provisioner ||
+		b.Verify(k.HMACKey) != nil {
 		return nil
 	}
 	acct, err := a.Store.GetAccount(ctx, k.BoundAccount)
-	if err != nil || acct.KeyThumbprint != tp {
+	if err != nil || acct.KeyThumbprint != tp || acct.Status != core.StatusValid {
 		return nil
 	}
 	return &BindResponse{AccountID: acct.ID, EABKeyID: k.ID}
@@ -251,23 +279,23 @@ func (a *api) boundBefore(ctx context.Context, req *BindRequest, outer *jose.JSO
 // refused.
 func (a *api) handleAccount(w http.ResponseWriter, r *http.Request, ra *core.RA) error {
 	id := r.PathValue("id")
-	kid, pol, prov, err := a.accountRecord(r.Context(), id)
+	acct, err := a.accountRecord(r.Context(), id)
 	if err != nil {
 		return err
 	}
-	if prov != "" {
-		if err := allowed(ra, prov); err != nil {
+	if acct.prov != "" {
+		if err := allowed(ra, acct.prov); err != nil {
 			return err
 		}
 	}
 	info := AccountInfo{}
-	if kid != "" {
-		k, err := a.Store.GetEABKey(r.Context(), kid)
+	if acct.kid != "" {
+		k, err := a.Store.GetEABKey(r.Context(), acct.kid)
 		if err != nil {
 			return storeErr(err, "cannot look up the account's EAB key")
 		}
 		info.EAB = &EABInfo{KeyID: k.ID, Reference: k.Reference}
-		info.Policy = pol
+		info.Policy = acct.policy
 	}
 	writeJSON(w, http.StatusOK, info)
 	return nil
@@ -301,7 +329,8 @@ func (a *api) handleIssuer(w http.ResponseWriter, r *http.Request, ra *core.RA) 
 }
 
 // issuedFor returns the certificate already issued for the request's order
-// to the same account and provisioner with the CSR's key, or nil.
+// to the same account and provisioner, for the same identifiers, with the
+// CSR's key, or nil.
 func (a *api) issuedFor(ctx context.Context, req *SignRequest) (*core.Certificate, error) {
 	if req.OrderID == "" {
 		return nil, nil
@@ -323,7 +352,8 @@ func (a *api) issuedFor(ctx context.Context, req *SignRequest) (*core.Certificat
 	}
 	for i := len(prev) - 1; i >= 0; i-- {
 		c := prev[i]
-		if c.AccountID != req.AccountID || c.Provisioner != req.Provisioner || !c.RevokedAt.IsZero() {
+		if c.AccountID != req.AccountID || c.Provisioner != req.Provisioner || !c.RevokedAt.IsZero() ||
+			!sameIdentifiers(c.Names, req.Identifiers) {
 			continue
 		}
 		leaf, err := x509.ParseCertificate(c.DER)
@@ -332,4 +362,19 @@ func (a *api) issuedFor(ctx context.Context, req *SignRequest) (*core.Certificat
 		}
 	}
 	return nil, nil
+}
+
+// sameIdentifiers reports whether x and y hold the same identifiers, in
+// any order (both are normalised).
+func sameIdentifiers(x, y []core.Identifier) bool {
+	if len(x) != len(y) {
+		return false
+	}
+	cmp := func(a, b core.Identifier) int {
+		if c := strings.Compare(string(a.Type), string(b.Type)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Value, b.Value)
+	}
+	return slices.Equal(slices.SortedFunc(slices.Values(x), cmp), slices.SortedFunc(slices.Values(y), cmp))
 }
