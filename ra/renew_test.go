@@ -2,12 +2,21 @@ package ra_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"net/http"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-acme/lego/v4/certificate"
 
 	"github.com/policyca/policyca/pki"
+	"github.com/policyca/policyca/ra"
+	"github.com/policyca/policyca/raapi"
 )
 
 // The RA renews its client and listener certificates by itself once two
@@ -49,4 +58,37 @@ func TestRARenewsItsCertificates(t *testing.T) {
 		t.Fatalf("issuance after renewal: %v", err)
 	}
 	e.verify(res.Certificate, "after.renewing.internal")
+}
+
+// Enrolling an RA again (its key was lost or stolen) shuts out every
+// certificate of the earlier enrolment, the one a renewal replaced
+// included; a renewal alone keeps the replaced certificate until it
+// expires (docs/ra.md).
+func TestEnrollingAgainShutsOutEarlierCertificates(t *testing.T) {
+	e := newEnv(t, nil)
+	r := e.enrolRA("site-a", "acme")
+	first := raCert(t, r.cfg)
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, k)
+	if _, err := r.node.Client().Renew(context.Background(), csr); err != nil {
+		t.Fatal(err)
+	}
+	if code, perr := e.call(e.raw(first), "GET", "/config", nil); code != http.StatusOK {
+		t.Fatalf("the certificate a renewal replaced, same enrolment: %d %v", code, perr)
+	}
+	again, err := ra.Enroll(context.Background(), ra.EnrollOptions{Token: e.token("site-a", "acme"),
+		StateDir: filepath.Join(t.TempDir(), "ra2"), Listen: "127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/config", "/renew"} {
+		code, perr := e.call(e.raw(first), map[string]string{"/config": "GET", "/renew": "POST"}[path], path,
+			raapi.RenewRequest{CSR: csr})
+		if code != http.StatusForbidden || perr == nil || !strings.Contains(perr.Detail, "earlier enrolment") {
+			t.Fatalf("%s with a certificate of the earlier enrolment: %d %v", path, code, perr)
+		}
+	}
+	if code, perr := e.call(e.raw(raCert(t, again)), "GET", "/config", nil); code != http.StatusOK {
+		t.Fatalf("the new enrolment's certificate: %d %v", code, perr)
+	}
 }

@@ -1,10 +1,12 @@
 package raapi
 
 import (
+	"crypto/subtle"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -46,8 +48,17 @@ func (a *api) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		a.writeErr(w, r, errTokenRefused)
 		return
 	}
-	now := a.Now()
-	cert, err := a.clientCert(tok.RAName, csr, now)
+	// Microseconds: what both stores keep of EnrolledAt, which the
+	// certificate names (enrolmentMark).
+	now := a.Now().UTC().Truncate(time.Microsecond)
+	// Checked again inside EnrolRA's transaction; checked here too so
+	// that nobody who merely knows a token id makes the RA CA sign.
+	if why := tokenRefusal(tok, req.Secret, now); why != "" {
+		a.Logger.WarnContext(ctx, "RA enrolment refused", "token", tok.ID, "ra", tok.RAName, "remote", r.RemoteAddr, "reason", why)
+		a.writeErr(w, r, errTokenRefused)
+		return
+	}
+	cert, err := a.clientCert(tok.RAName, csr, now, now)
 	if err != nil {
 		a.writeErr(w, r, err)
 		return
@@ -79,7 +90,7 @@ func (a *api) handleRenew(w http.ResponseWriter, r *http.Request, ra *core.RA) e
 	if err != nil {
 		return err
 	}
-	cert, err := a.clientCert(ra.Name, csr, a.Now())
+	cert, err := a.clientCert(ra.Name, csr, a.Now(), ra.EnrolledAt)
 	if err != nil {
 		return err
 	}
@@ -108,12 +119,37 @@ func (a *api) info(ra *core.RA) RAInfo {
 	return in
 }
 
-func (a *api) clientCert(name string, csr *x509.CertificateRequest, now time.Time) (*x509.Certificate, error) {
+// tokenRefusal says why tok cannot enrol with secret at now ("" if it can).
+func tokenRefusal(tok *core.RAToken, secret string, now time.Time) string {
+	switch {
+	case subtle.ConstantTimeCompare(tok.SecretHash, HashSecret(secret)) != 1:
+		return "wrong secret"
+	case !tok.UsedAt.IsZero():
+		return "already used"
+	case !now.Before(tok.ExpiresAt):
+		return "expired"
+	}
+	return ""
+}
+
+// enrolmentMark names an enrolment in the RA's client certificates (the
+// subject's serialNumber attribute): its time, as the registry keeps it.
+// The RA API admits a certificate only with the mark of the RA's current
+// enrolment, so enrolling again (after a key was lost or stolen) shuts
+// out every certificate of earlier enrolments, renewed ones included.
+func enrolmentMark(enrolledAt time.Time) string {
+	return "enrolment-" + strconv.FormatInt(enrolledAt.UnixMicro(), 10)
+}
+
+// clientCert issues an RA client certificate for the enrolment of
+// enrolledAt.
+func (a *api) clientCert(name string, csr *x509.CertificateRequest, now, enrolledAt time.Time) (*x509.Certificate, error) {
 	lifetime := a.CertLifetime
 	if left := a.ClientCA.NotAfter.Sub(now); left < lifetime {
 		lifetime = left
 	}
-	cert, err := pki.IssueClient(a.ClientCA, a.ClientCASigner, csr.PublicKey, pkix.Name{CommonName: name}, lifetime)
+	subject := pkix.Name{CommonName: name, SerialNumber: enrolmentMark(enrolledAt)}
+	cert, err := pki.IssueClient(a.ClientCA, a.ClientCASigner, csr.PublicKey, subject, lifetime)
 	if err != nil {
 		return nil, core.Wrap(core.KindServerInternal, err, "cannot issue the RA certificate")
 	}

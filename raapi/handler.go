@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/policyca/policyca/acme"
+	"github.com/policyca/policyca/ca"
 	"github.com/policyca/policyca/core"
 	"github.com/policyca/policyca/store"
 )
@@ -137,10 +138,33 @@ func (a *api) auth(h raHandler) http.Handler {
 			a.refuse(w, r, name, http.StatusForbidden, "this RA is disabled")
 			return
 		}
+		if why := superseded(leaf, ra); why != "" {
+			a.refuse(w, r, name, http.StatusForbidden, why)
+			return
+		}
 		if err := h(w, r, ra); err != nil {
 			a.writeErr(w, r.WithContext(context.WithValue(r.Context(), raKey{}, name)), err)
 		}
 	})
+}
+
+// superseded says why leaf, a certificate of ra, no longer speaks for it
+// ("" if it does): it is from an earlier enrolment (see enrolmentMark).
+// Renewal keeps the enrolment, so the certificate a renewal replaced stays
+// valid until it expires; enrolling again, or disabling, is how an
+// operator shuts a key out. A certificate without a mark (issued before
+// marks existed) is admitted only while it is the registry's current one.
+func superseded(leaf *x509.Certificate, ra *core.RA) string {
+	if mark := leaf.Subject.SerialNumber; mark != "" {
+		if mark != enrolmentMark(ra.EnrolledAt) {
+			return "this RA certificate is from an earlier enrolment of the RA"
+		}
+		return ""
+	}
+	if ca.SerialString(leaf.SerialNumber) != ra.CertSerial {
+		return "this RA certificate has been replaced"
+	}
+	return ""
 }
 
 type raKey struct{}
