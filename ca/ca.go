@@ -127,6 +127,7 @@ type CA struct {
 	log         *slog.Logger
 	crlURL      string
 	crlValidity time.Duration
+	crl         crlCache
 }
 
 // New validates o and returns a CA.

@@ -54,6 +54,7 @@ func (c *CA) Revoke(ctx context.Context, serial string, reason int) error {
 	switch err := c.store.RevokeCertificate(ctx, s, reason, c.now()); {
 	case err == nil:
 		c.log.InfoContext(ctx, "certificate revoked", "serial", s, "reason", reason)
+		c.dropCRL()
 		return nil
 	case errors.Is(err, store.ErrAlreadyRevoked):
 		return core.Errorf(core.KindAlreadyRevoked, "certificate %s is already revoked", s)
