@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -252,6 +253,7 @@ func (c *CA) Sign(ctx context.Context, req core.SignRequest) (*core.Certificate,
 	if len(req.AccountKeyJWK) == 0 {
 		return nil, core.Wrap(core.KindMalformed, errNoAccountKey, "sign request has no account key")
 	}
+	req.Identifiers = distinct(req.Identifiers)
 	csr, err := CheckCSR(req.CSR, req.Identifiers, req.AccountKeyJWK)
 	if err != nil {
 		return nil, err
@@ -309,6 +311,25 @@ func (c *CA) Sign(ctx context.Context, req core.SignRequest) (*core.Certificate,
 		}
 		c.log.WarnContext(ctx, "serial collision, retrying", "attempt", attempt)
 	}
+}
+
+// distinct returns ids without repeats, in normal form where they have
+// one, in their first order. The ACME front end normalises an order's
+// identifiers; the RA API's callers pass them one by one or take them from
+// a CSR, and a name repeated (or differing only in case or form) would
+// otherwise be in the certificate twice. An identifier that does not
+// normalise is kept as it is, for the checks that follow to refuse.
+func distinct(ids []core.Identifier) []core.Identifier {
+	out := make([]core.Identifier, 0, len(ids))
+	for _, id := range ids {
+		if n, err := core.NormalizeIdentifier(id); err == nil {
+			id = n
+		}
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // validity is the certificate's validity period: from start, backdated,

@@ -476,3 +476,26 @@ func TestSignSignerFailureStoresNothing(t *testing.T) {
 		t.Fatal("a certificate was stored although the signature failed")
 	}
 }
+
+// Identifiers that repeat, or differ only in case or form, are one SAN
+// each: callers of the RA API pass identifiers one by one or take them
+// from a CSR, unlike the ACME front end, which normalises the order.
+func TestSignDeduplicatesIdentifiers(t *testing.T) {
+	c, _ := newTestCA(t, func(o *Options) { o.Lint = true })
+	req := request(t, "app.internal")
+	req.CSR = makeCSR(t, mustKey(t), "", []string{"app.internal", "APP.internal"},
+		[]net.IP{net.ParseIP("10.0.0.1"), net.ParseIP("::ffff:10.0.0.1")})
+	req.Identifiers = []core.Identifier{{Type: core.DNS, Value: "app.internal"}, {Type: core.DNS, Value: "APP.internal"},
+		{Type: core.IP, Value: "10.0.0.1"}, {Type: core.IP, Value: "::ffff:10.0.0.1"}, {Type: core.DNS, Value: "app.internal"}}
+	rec, err := c.Sign(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(rec.DER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(leaf.DNSNames, []string{"app.internal"}) || len(leaf.IPAddresses) != 1 || !leaf.IPAddresses[0].Equal(net.ParseIP("10.0.0.1")) {
+		t.Fatalf("SANs: DNS %v, IP %v", leaf.DNSNames, leaf.IPAddresses)
+	}
+}

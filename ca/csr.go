@@ -46,6 +46,12 @@ func CheckCSR(der []byte, ids []core.Identifier, accountKeyJWK []byte) (*x509.Ce
 	if err := csr.CheckSignature(); err != nil {
 		return nil, core.Errorf(core.KindBadCSR, "CSR signature is invalid: %v", err)
 	}
+	// CheckSignature accepts SHA-1 in a CSR (it refuses it in
+	// certificates); a signature a collision can forge proves nothing.
+	switch csr.SignatureAlgorithm {
+	case x509.SHA1WithRSA, x509.ECDSAWithSHA1, x509.DSAWithSHA1, x509.MD5WithRSA, x509.MD2WithRSA:
+		return nil, core.Errorf(core.KindBadCSR, "CSR is signed with %v; use SHA-256 or better", csr.SignatureAlgorithm)
+	}
 	if err := checkKey(csr.PublicKey); err != nil {
 		return nil, core.Errorf(core.KindBadCSR, "CSR key refused: %v", err)
 	}

@@ -148,6 +148,8 @@ func TestCheckCSR(t *testing.T) {
 		{name: "garbage", der: []byte{0x30, 0x03, 0x02, 0x01, 0x01}, ids: ids, jwk: acctJWK, kind: core.KindBadCSR, detail: "parse"},
 		{name: "too large", der: make([]byte, maxCSRSize+1), ids: ids, jwk: acctJWK, kind: core.KindBadCSR, detail: "larger"},
 		{name: "bad signature", der: badSig, ids: ids, jwk: acctJWK, kind: core.KindBadCSR, detail: "signature"},
+		{name: "SHA-1 signature", der: csrWith(t, certKey, &x509.CertificateRequest{DNSNames: []string{"a.internal", "b.internal"},
+			SignatureAlgorithm: x509.ECDSAWithSHA1}), ids: ids, jwk: acctJWK, kind: core.KindBadCSR, detail: "ECDSA-SHA1"},
 		{name: "RSA 1024", der: makeCSR(t, rsa1024, "", []string{"a.internal", "b.internal"}, nil), ids: ids, jwk: acctJWK, kind: core.KindBadCSR, detail: "1024 bits"},
 		{name: "RSA e=3", der: makeCSR(t, rsaE3, "", []string{"a.internal", "b.internal"}, nil), ids: ids, jwk: acctJWK, kind: core.KindBadCSR, detail: "exponent 3"},
 		{name: "P-521", der: makeCSR(t, p521, "", []string{"a.internal", "b.internal"}, nil), ids: ids, jwk: acctJWK, kind: core.KindBadCSR, detail: "P-521"},
