@@ -30,24 +30,47 @@ func (s *Server) handleDirectory(w http.ResponseWriter, r *http.Request, p *prov
 	return nil
 }
 
-// handleNewNonce answers HEAD with 200 and GET with 204 (§7.2). The nonce
-// itself was put on the response by withNonce.
-func (s *Server) handleNewNonce(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodHead && r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET, HEAD")
-		s.writeError(w, r, core.Errorf(core.KindMethodNotAllowed, "method %s not allowed", r.Method))
-		return
-	}
+// handleNewNonce answers HEAD with 200, GET and POST-as-GET with 204 (§7.2).
+// The nonce itself was put on the response by withNonce.
+func (s *Server) handleNewNonce(w http.ResponseWriter, r *http.Request, _ *provisioner) error {
 	if w.Header().Get("Replay-Nonce") == "" {
-		s.writeError(w, r, core.Errorf(core.KindServerInternal, "cannot issue a nonce"))
-		return
+		return core.Errorf(core.KindServerInternal, "cannot issue a nonce")
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	if r.Method == http.MethodHead {
 		w.WriteHeader(http.StatusOK)
-		return
+		return nil
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// getOrPostAsGet serves a resource that must answer a POST-as-GET as well
+// as a GET (and HEAD): the directory and newNonce (RFC 8555 §6.3). A POST is
+// authenticated like any other (signed by an account, nonce, url) and must
+// have an empty payload.
+func (s *Server) getOrPostAsGet(h getHandler) http.Handler {
+	return s.withProvisioner(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+		case http.MethodPost:
+			req, err := s.authenticate(w, r, keyKID)
+			if err == nil && !req.postAsGet() {
+				err = core.Errorf(core.KindMalformed, "a POST to this resource must be a POST-as-GET (an empty payload)")
+			}
+			if err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+		default:
+			w.Header().Set("Allow", "GET, HEAD, POST")
+			s.writeError(w, r, core.Errorf(core.KindMethodNotAllowed, "method %s not allowed", r.Method))
+			return
+		}
+		if err := h(w, r, provFrom(r.Context())); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
 }
 
 // handleIssuer serves the issuing CA certificate, the target of the

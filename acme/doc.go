@@ -28,6 +28,9 @@
 //     certificate; revocation by an account that merely holds valid
 //     authorizations for all its names (also allowed by §7.6) is not
 //     implemented.
+//   - The directory and newNonce answer a POST-as-GET signed by an account
+//     as well as GET and HEAD (§6.3); newNonce answers HEAD with 200, GET
+//     and POST-as-GET with 204.
 //   - Only one challenge of an authorization may be processing at a time.
 //     Validations run on at most ValidationWorkers goroutines at once;
 //     further ones wait for a slot.

@@ -91,7 +91,7 @@ func TestNewNonce(t *testing.T) {
 	}{
 		{http.MethodHead, http.StatusOK},
 		{http.MethodGet, http.StatusNoContent},
-		{http.MethodPost, http.StatusMethodNotAllowed},
+		{http.MethodPut, http.StatusMethodNotAllowed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method, func(t *testing.T) {
@@ -109,11 +109,39 @@ func TestNewNonce(t *testing.T) {
 			if tt.wantStatus < 300 && r.header.Get("Cache-Control") != "no-store" {
 				t.Errorf("Cache-Control = %q", r.header.Get("Cache-Control"))
 			}
-			if tt.wantStatus == http.StatusMethodNotAllowed && r.header.Get("Allow") != "GET, HEAD" {
+			if tt.wantStatus == http.StatusMethodNotAllowed && r.header.Get("Allow") != "GET, HEAD, POST" {
 				t.Errorf("Allow = %q", r.header.Get("Allow"))
 			}
 		})
 	}
+}
+
+// The directory and newNonce answer a POST-as-GET as well as a GET (RFC
+// 8555 §6.3); a POST there is authenticated like any other and must have an
+// empty payload.
+func TestPostAsGetDirectoryAndNonce(t *testing.T) {
+	env := newEnv(t)
+	c := env.newClient(t)
+	c.register()
+	r := c.post(env.url("/directory"), nil)
+	if r.status != http.StatusOK || r.header.Get("Replay-Nonce") == "" {
+		t.Fatalf("POST-as-GET directory: %d %s", r.status, r.body)
+	}
+	var d map[string]any
+	r.decode(t, &d)
+	if d["newOrder"] != env.url("/new-order") {
+		t.Errorf("directory: %v", d)
+	}
+	r = c.post(env.url("/new-nonce"), nil)
+	if r.status != http.StatusNoContent || r.header.Get("Replay-Nonce") == "" || r.header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("POST-as-GET newNonce: %d %v", r.status, r.header)
+	}
+	c.post(env.url("/directory"), map[string]any{"x": 1}).wantProblem(t, http.StatusBadRequest, "malformed")
+	// Unsigned, or signed by no account: refused as any POST would be.
+	c.postRaw(env.url("/new-nonce"), []byte("{}"), "application/json").wantProblem(t, http.StatusUnsupportedMediaType, "malformed")
+	stranger := env.newClient(t)
+	stranger.kid = env.url("/account/nobody")
+	stranger.post(env.url("/directory"), nil).wantProblem(t, http.StatusBadRequest, "accountDoesNotExist")
 }
 
 func TestIssuanceFlow(t *testing.T) {

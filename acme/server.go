@@ -239,8 +239,8 @@ func (s *Server) routes() http.Handler {
 	r.MethodNotAllowedHandler = notFound
 	p := r.PathPrefix("/acme/{prov}").Subrouter()
 	p.NotFoundHandler = notFound
-	p.Handle("/directory", s.get(s.handleDirectory))
-	p.Handle("/new-nonce", s.withProvisioner(s.handleNewNonce))
+	p.Handle("/directory", s.getOrPostAsGet(s.handleDirectory))
+	p.Handle("/new-nonce", s.getOrPostAsGet(s.handleNewNonce))
 	p.Handle("/issuer", s.get(s.handleIssuer))
 	p.Handle("/new-account", s.post(keyJWK, s.handleNewAccount))
 	p.Handle("/new-order", s.post(keyKID, s.handleNewOrder))
