@@ -24,10 +24,10 @@
 //   - A CSR the CA refuses as badCSR puts the order back to "ready" so the
 //     client can finalize again with a good CSR; any other signing error
 //     makes the order invalid.
-//   - revokeCert by account requires the account that ordered the
-//     certificate; revocation by an account that merely holds valid
-//     authorizations for all its names (also allowed by §7.6) is not
-//     implemented.
+//   - revokeCert by account is allowed to the account that ordered the
+//     certificate and to one that holds valid, unexpired authorizations for
+//     all its names (§7.6; a wildcard name needs a wildcard authorization);
+//     others get unauthorized naming a name they hold no authorization for.
 //   - The directory and newNonce answer a POST-as-GET signed by an account
 //     as well as GET and HEAD (§6.3); newNonce answers HEAD with 200, GET
 //     and POST-as-GET with 204.

@@ -25,8 +25,9 @@ type revokePayload struct {
 	Reason      *int   `json:"reason"`
 }
 
-// handleRevoke revokes a certificate (§7.6), signed either by the account
-// that ordered it (kid) or by the certificate's own key (jwk).
+// handleRevoke revokes a certificate (§7.6), signed either by an account
+// (kid) that ordered it or holds valid authorizations for all its names,
+// or by the certificate's own key (jwk).
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request, req *request) error {
 	ctx := r.Context()
 	var pl revokePayload
@@ -58,7 +59,9 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request, req *reque
 	}
 	if req.acct != nil {
 		if rec.AccountID != req.acct.ID {
-			return core.Errorf(core.KindUnauthorized, "the certificate belongs to another account")
+			if err := s.authorizedFor(r, req.acct.ID, cert); err != nil {
+				return err
+			}
 		}
 	} else if certKey := (&jose.JSONWebKey{Key: cert.PublicKey}); !jws.KeysEqual(certKey, req.key) {
 		return core.Errorf(core.KindUnauthorized, "the request is not signed by the certificate's key")
@@ -71,5 +74,42 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request, req *reque
 	}
 	s.logger(ctx).Info("certificate revoked", "serial", serial, "reason", reason, "by_account", req.acct != nil)
 	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// authorizedFor returns nil if the account holds a valid, unexpired
+// authorization for every name of cert (a wildcard name needs a wildcard
+// authorization for its base name), which §7.6 says makes it one of the
+// accounts that may revoke the certificate.
+func (s *Server) authorizedFor(r *http.Request, accountID string, cert *x509.Certificate) error {
+	ids := make([]core.Identifier, 0, len(cert.DNSNames)+len(cert.IPAddresses))
+	for _, n := range cert.DNSNames {
+		ids = append(ids, core.Identifier{Type: core.DNS, Value: n})
+	}
+	for _, ip := range cert.IPAddresses {
+		ids = append(ids, core.Identifier{Type: core.IP, Value: ip.String()})
+	}
+	if len(ids) == 0 {
+		return core.Errorf(core.KindUnauthorized, "the certificate belongs to another account")
+	}
+	now := s.now()
+	for _, id := range ids {
+		n, err := core.NormalizeIdentifier(id)
+		if err != nil {
+			return core.Errorf(core.KindUnauthorized, "the certificate belongs to another account")
+		}
+		wildcard := n.Type == core.DNS && strings.HasPrefix(n.Value, "*.")
+		if wildcard {
+			n.Value = strings.TrimPrefix(n.Value, "*.")
+		}
+		ok, err := s.store.HoldsValidAuthorization(r.Context(), accountID, n, wildcard, now)
+		if err != nil {
+			return storeError(err, "cannot look up authorizations")
+		}
+		if !ok {
+			return core.Errorf(core.KindUnauthorized,
+				"the certificate belongs to another account, and this account holds no valid authorization for %s", id.Value)
+		}
+	}
 	return nil
 }

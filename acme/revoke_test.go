@@ -11,8 +11,11 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/policyca/policyca/core"
 )
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
@@ -114,4 +117,42 @@ func foreignCert(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return der
+}
+
+// An account that did not order a certificate may revoke it when it holds
+// valid authorizations for every name in it (RFC 8555 §7.6), a wildcard
+// name needing a wildcard authorization; one that holds them for some
+// names only may not.
+func TestRevokeByAuthorizationHolder(t *testing.T) {
+	env := newEnv(t)
+	revokeURL := env.url("/revoke-cert")
+	owner, holder := env.newClient(t), env.newClient(t)
+	owner.register()
+	holder.register()
+	revoke := func(c *testClient, ids ...string) *response {
+		t.Helper()
+		o, _ := owner.issue(ids...)
+		return c.post(revokeURL, revokeBody(owner.certDER(o), intp(1)))
+	}
+	// The holder proves control of one name, then of the other.
+	o, u := holder.newOrder("dns:one.internal")
+	holder.solve(o, u, core.ChallengeHTTP01)
+	if p := revoke(holder, "dns:one.internal", "dns:two.internal").wantProblem(t, http.StatusForbidden, "unauthorized"); !strings.Contains(p.Detail, "two.internal") {
+		t.Errorf("detail %q does not name the name without an authorization", p.Detail)
+	}
+	o, u = holder.newOrder("dns:two.internal")
+	holder.solve(o, u, core.ChallengeHTTP01)
+	if r := revoke(holder, "dns:one.internal", "dns:two.internal"); r.status != http.StatusOK {
+		t.Fatalf("revocation by the holder of both authorizations: %d %s", r.status, r.body)
+	}
+	// A wildcard name: an authorization for the base name is not enough.
+	revoke(holder, "dns:*.one.internal").wantProblem(t, http.StatusForbidden, "unauthorized")
+	o, u = holder.newOrder("dns:*.one.internal")
+	holder.solve(o, u, core.ChallengeDNS01)
+	if r := revoke(holder, "dns:*.one.internal"); r.status != http.StatusOK {
+		t.Fatalf("revocation of a wildcard certificate by the holder of the wildcard authorization: %d %s", r.status, r.body)
+	}
+	// Expired authorizations do not count.
+	env.now.Advance(31 * 24 * time.Hour)
+	revoke(holder, "dns:one.internal").wantProblem(t, http.StatusForbidden, "unauthorized")
 }

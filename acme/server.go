@@ -50,6 +50,7 @@ type Store interface {
 	GetAuthorization(ctx context.Context, id string) (*core.Authorization, error)
 	GetAuthorizations(ctx context.Context, ids []string) ([]*core.Authorization, error)
 	UpdateAuthorization(ctx context.Context, a *core.Authorization) error
+	HoldsValidAuthorization(ctx context.Context, accountID string, id core.Identifier, wildcard bool, at time.Time) (bool, error)
 
 	CompleteOrder(ctx context.Context, o *core.Order, c *core.Certificate) error
 	GetCertificate(ctx context.Context, id string) (*core.Certificate, error)

@@ -90,6 +90,11 @@ type Store interface {
 	GetAuthorizations(ctx context.Context, ids []string) ([]*core.Authorization, error)
 	// UpdateAuthorization: same version check as UpdateAccount.
 	UpdateAuthorization(ctx context.Context, a *core.Authorization) error
+	// HoldsValidAuthorization reports whether the account has an
+	// authorization for id, with this wildcard flag, whose status is valid
+	// and which expires after at. RFC 8555 §7.6 lets such an account revoke
+	// a certificate for the name.
+	HoldsValidAuthorization(ctx context.Context, accountID string, id core.Identifier, wildcard bool, at time.Time) (bool, error)
 
 	// PutCertificate stores an issued certificate (the CA's record).
 	// ErrDuplicateSerial if the serial exists with a different ID; storing

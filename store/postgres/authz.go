@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -144,4 +145,20 @@ func scanAuthz(row scanner) (*core.Authorization, error) {
 	}
 	a.Expires = fromTS(expires)
 	return &a, nil
+}
+
+// HoldsValidAuthorization reports whether the account has a valid,
+// unexpired authorization for id with this wildcard flag.
+func (s *Store) HoldsValidAuthorization(ctx context.Context, accountID string, id core.Identifier, wildcard bool, at time.Time) (bool, error) {
+	var one int
+	err := s.pool.QueryRow(ctx, `SELECT 1 FROM authorizations
+WHERE account_id = $1 AND identifier_type = $2 AND identifier_value = $3 AND wildcard = $4 AND status = $5 AND expires > $6
+LIMIT 1`, accountID, string(id.Type), id.Value, wildcard, string(core.StatusValid), ts(at)).Scan(&one)
+	if err != nil {
+		if err = mapErr(ctx, err); errors.Is(err, store.ErrNotFound) {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -315,4 +316,20 @@ func scanAuthz(row scanner) (*core.Authorization, error) {
 	}
 	a.Expires = fromMicros(expires)
 	return &a, nil
+}
+
+// HoldsValidAuthorization reports whether the account has a valid,
+// unexpired authorization for id with this wildcard flag.
+func (s *Store) HoldsValidAuthorization(ctx context.Context, accountID string, id core.Identifier, wildcard bool, at time.Time) (bool, error) {
+	var one int
+	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM authorizations
+WHERE account_id = ? AND identifier_type = ? AND identifier_value = ? AND wildcard = ? AND status = ? AND expires > ?
+LIMIT 1`, accountID, string(id.Type), id.Value, wildcard, string(core.StatusValid), at.UnixMicro()).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, mapErr(err)
+	}
+	return true, nil
 }

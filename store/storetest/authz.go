@@ -15,6 +15,7 @@ var authzTests = []subtest{
 	{"UpdateChallenges", testAuthzUpdateChallenges},
 	{"UpdateStale", testAuthzUpdateStale},
 	{"NotFound", testAuthzNotFound},
+	{"HoldsValidAuthorization", testHoldsValidAuthorization},
 }
 
 func testGetAuthorizationsOrder(t *testing.T, s store.Store) {
@@ -129,4 +130,43 @@ func testAuthzNotFound(t *testing.T, s store.Store) {
 	wantErr(t, "GetAuthorization", err, store.ErrNotFound)
 	authzs[0].Version = 1
 	wantErr(t, "UpdateAuthorization", s.UpdateAuthorization(ctx, authzs[0]), store.ErrNotFound)
+}
+
+func testHoldsValidAuthorization(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	acct, other := mustAccount(t, s), mustAccount(t, s)
+	_, authzs := mustOrder(t, s, acct, "valid.example.internal", "pending.example.internal", "wild.example.internal")
+	for _, a := range []*core.Authorization{authzs[0], authzs[2]} {
+		a.Status = core.StatusValid
+		a.Wildcard = a.Identifier.Value == "wild.example.internal"
+		noErr(t, "UpdateAuthorization", s.UpdateAuthorization(ctx, a))
+	}
+	expires := authzs[0].Expires
+	dns := func(n string) core.Identifier { return core.Identifier{Type: core.DNS, Value: n} }
+	tests := []struct {
+		name     string
+		account  string
+		id       core.Identifier
+		wildcard bool
+		at       time.Time
+		want     bool
+	}{
+		{"valid", acct.ID, dns("valid.example.internal"), false, baseTime, true},
+		{"valid, a moment before it expires", acct.ID, dns("valid.example.internal"), false, expires.Add(-time.Second), true},
+		{"expired", acct.ID, dns("valid.example.internal"), false, expires, false},
+		{"another account", other.ID, dns("valid.example.internal"), false, baseTime, false},
+		{"pending", acct.ID, dns("pending.example.internal"), false, baseTime, false},
+		{"another name", acct.ID, dns("x.valid.example.internal"), false, baseTime, false},
+		{"another type", acct.ID, core.Identifier{Type: core.IP, Value: "valid.example.internal"}, false, baseTime, false},
+		{"wildcard", acct.ID, dns("wild.example.internal"), true, baseTime, true},
+		{"a wildcard authorization is not one for the name", acct.ID, dns("wild.example.internal"), false, baseTime, false},
+		{"nor the reverse", acct.ID, dns("valid.example.internal"), true, baseTime, false},
+	}
+	for _, tc := range tests {
+		got, err := s.HoldsValidAuthorization(ctx, tc.account, tc.id, tc.wildcard, tc.at)
+		noErr(t, "HoldsValidAuthorization "+tc.name, err)
+		if got != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
+		}
+	}
 }
