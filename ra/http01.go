@@ -74,9 +74,37 @@ func (v *Validator) validateHTTP01(ctx context.Context, in core.ChallengeInput) 
 	got := strings.TrimRight(string(body), " \t\r\n")
 	if got != in.KeyAuthorization {
 		return core.Errorf(core.KindIncorrectResponse, "%s: expected key authorization %q from %s, got %s",
-			final.Host, in.KeyAuthorization, final.Redacted(), quoteTruncated(got, 128))
+			final.Host, in.KeyAuthorization, final.Redacted(), describeBody(got, in.KeyAuthorization))
 	}
 	return nil
+}
+
+// describeBody says what a wrong http-01 answer was without repeating
+// what an arbitrary server sent: the validator runs inside the network and
+// follows redirects to any host, so quoting the body would let a client
+// read the start of internal pages through the error. Only a key
+// authorization of the same account (another token, or stale) is quoted:
+// the client knows those already, and it is what helps most to see.
+func describeBody(got, want string) string {
+	_, thumb, _ := strings.Cut(want, ".")
+	token, gotThumb, ok := strings.Cut(got, ".")
+	if ok && gotThumb == thumb && len(got) <= 256 && validToken(token) {
+		return strconv.Quote(got)
+	}
+	return fmt.Sprintf("%d bytes that are not a key authorization for this account", len(got))
+}
+
+// validToken reports whether s is base64url text, as an ACME token is.
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // http01Host returns the URL host for an identifier; wildcard names cannot

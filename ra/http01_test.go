@@ -65,6 +65,7 @@ func TestHTTP01(t *testing.T) {
 		setup   func(tok string)
 		kind    core.ErrorKind
 		details []string
+		absent  string // must not be in the error
 	}{
 		{name: "ok", id: dnsID("web.internal"), token: "ok", setup: func(tok string) { resp.Set(tok, keyAuthFor(tok)) }},
 		{name: "ok with trailing whitespace", id: dnsID("web.internal"), token: "ws",
@@ -82,6 +83,17 @@ func TestHTTP01(t *testing.T) {
 		}},
 		{name: "wrong body", id: dnsID("web.internal"), token: "wrong", setup: func(tok string) { resp.Set(tok, keyAuthFor("other")) },
 			kind: core.KindIncorrectResponse, details: []string{"expected key authorization", keyAuthFor("wrong"), keyAuthFor("other"), "web.internal:"}},
+		// Whatever else a server (or the target of a redirect, which may be
+		// any internal host) sent is not repeated to the client.
+		{name: "a page is not repeated", id: dnsID("web.internal"), token: "page", setup: func(tok string) {
+			resp.SetRedirect(path(tok), "/internal-page")
+			resp.SetHandler("/internal-page", body("<html>db-password=hunter2</html>"))
+		}, kind: core.KindIncorrectResponse, details: []string{"32 bytes that are not a key authorization for this account"},
+			absent: "hunter2"},
+		{name: "another account's key authorization is not repeated", id: dnsID("web.internal"), token: "acct",
+			setup:   func(tok string) { resp.Set(tok, tok+".someone-elses-thumbprint") },
+			kind:    core.KindIncorrectResponse,
+			details: []string{"not a key authorization for this account"}, absent: "someone-elses"},
 		{name: "leading whitespace is not trimmed", id: dnsID("web.internal"), token: "lead",
 			setup: func(tok string) { resp.SetHandler(path(tok), body(" "+keyAuthFor(tok))) }, kind: core.KindIncorrectResponse},
 		{name: "404", id: dnsID("web.internal"), token: "missing", setup: func(string) {},
@@ -116,6 +128,9 @@ func TestHTTP01(t *testing.T) {
 				Type: core.ChallengeHTTP01, Identifier: tt.id, Token: tt.token, KeyAuthorization: keyAuthFor(tt.token),
 			})
 			wantResult(t, err, tt.kind, tt.details...)
+			if tt.absent != "" && err != nil && strings.Contains(err.Error(), tt.absent) {
+				t.Errorf("the error repeats %q: %v", tt.absent, err)
+			}
 		})
 	}
 }
