@@ -31,6 +31,12 @@
 //   - The directory and newNonce answer a POST-as-GET signed by an account
 //     as well as GET and HEAD (§6.3); newNonce answers HEAD with 200, GET
 //     and POST-as-GET with 204.
+//   - A valid authorization lists only the challenge that was validated, an
+//     invalid one only the challenge that failed (§7.1.4); one made invalid
+//     without an attempt (expired, deactivated) lists them all.
+//   - An account's orders list (§7.1.2.1) includes invalid orders too (the
+//     RFC says SHOULD NOT): the store lists order ids without their status,
+//     and an expired order is known to be invalid only once it is read.
 //   - Only one challenge of an authorization may be processing at a time.
 //     Validations run on at most ValidationWorkers goroutines at once;
 //     further ones wait for a slot.

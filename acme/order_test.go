@@ -129,6 +129,11 @@ func TestChallengeLifecycle(t *testing.T) {
 			if a.Status != tt.wantAuthz || a.Challenges[0].Status != tt.wantChall {
 				t.Errorf("authz %s, challenge %s", a.Status, a.Challenges[0].Status)
 			}
+			// §7.1.4: a finished authorization lists the challenge that
+			// was validated, or attempted and failed, only.
+			if len(a.Challenges) != 1 || a.Challenges[0].URL != ch.URL {
+				t.Errorf("finished authorization lists %+v, want only %s", a.Challenges, ch.URL)
+			}
 			if tt.wantErrTyp == "" {
 				if a.Challenges[0].Error != nil || a.Challenges[0].Validated == "" {
 					t.Errorf("valid challenge: %+v", a.Challenges[0])

@@ -117,8 +117,28 @@ func (p *provisioner) authzJSON(a *core.Authorization) authzJSON {
 		Challenges: make([]challengeJSON, 0, len(a.Challenges)),
 		Wildcard:   a.Wildcard,
 	}
+	// §7.1.4: a valid authorization lists the challenge that was
+	// validated, an invalid one the challenge that was attempted and
+	// failed. One made invalid without an attempt (expired, deactivated)
+	// lists them all.
+	show := func(*core.Challenge) bool { return true }
+	switch a.Status {
+	case core.StatusValid, core.StatusInvalid:
+		want := core.StatusValid
+		if a.Status == core.StatusInvalid {
+			want = core.StatusInvalid
+		}
+		for i := range a.Challenges {
+			if a.Challenges[i].Status == want {
+				show = func(c *core.Challenge) bool { return c.Status == want }
+				break
+			}
+		}
+	}
 	for i := range a.Challenges {
-		j.Challenges = append(j.Challenges, p.challengeJSON(a, &a.Challenges[i]))
+		if c := &a.Challenges[i]; show(c) {
+			j.Challenges = append(j.Challenges, p.challengeJSON(a, c))
+		}
 	}
 	return j
 }
