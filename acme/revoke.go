@@ -59,6 +59,12 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request, req *reque
 	}
 	if req.acct != nil {
 		if rec.AccountID != req.acct.ID {
+			// An account belongs to one provisioner: holding
+			// authorizations there says nothing about another's
+			// certificates, whose validation and policy may differ.
+			if rec.Provisioner != req.prov.Name {
+				return core.Errorf(core.KindUnauthorized, "the certificate was issued through another provisioner")
+			}
 			if err := s.authorizedFor(r, req.acct.ID, cert); err != nil {
 				return err
 			}

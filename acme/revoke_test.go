@@ -156,3 +156,23 @@ func TestRevokeByAuthorizationHolder(t *testing.T) {
 	env.now.Advance(31 * 24 * time.Hour)
 	revoke(holder, "dns:one.internal").wantProblem(t, http.StatusForbidden, "unauthorized")
 }
+
+// Authorizations held through one provisioner do not reach another's
+// certificates: each has its own validation settings and policy.
+func TestRevokeByAuthorizationHolderStaysInItsProvisioner(t *testing.T) {
+	env := newEnv(t, func(o *Options) {
+		o.Provisioners = append(o.Provisioners, Provisioner{Name: "other", Validator: o.Provisioners[0].Validator})
+	})
+	owner, holder := env.newClient(t), env.newClient(t)
+	owner.register()
+	holder.dir = env.base + "/acme/other"
+	holder.register()
+	o, _ := owner.issue("dns:one.internal")
+	der := owner.certDER(o)
+	ho, hu := holder.newOrder("dns:one.internal")
+	holder.solve(ho, hu, core.ChallengeHTTP01)
+	p := holder.post(holder.dir+"/revoke-cert", revokeBody(der, intp(1))).wantProblem(t, http.StatusForbidden, "unauthorized")
+	if !strings.Contains(p.Detail, "another provisioner") {
+		t.Errorf("detail %q", p.Detail)
+	}
+}
