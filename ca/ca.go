@@ -332,9 +332,9 @@ func distinct(ids []core.Identifier) []core.Identifier {
 	return out
 }
 
-// validity is the certificate's validity period: from start, backdated,
-// for lifetime, with every limit applied to the whole period, backdating
-// included (a policy that caps certificates at 1h gets certificates whose
+// validity is the certificate's validity period: from start, backdated
+// (by at most half the limit), for lifetime, with every limit applied to
+// the whole period, backdating included (a policy that caps certificates at 1h gets certificates whose
 // notAfter − notBefore is at most 1h): the profile's MaxLifetime, the
 // policy's cap (0 = none), and the issuer's own notAfter, which a leaf must
 // not outlive (a shorter certificate is more useful to the client than a
@@ -348,18 +348,22 @@ func (c *CA) validity(now, start time.Time, lifetime time.Duration, p Profile, p
 	if policyCap > 0 {
 		limit = min(limit, policyCap)
 	}
-	notBefore = start.Add(-c.backdate)
+	// Backdating takes at most half of the period, so that a limit no
+	// longer than the backdate (a policy cap of a minute) still leaves a
+	// period that reaches past start.
+	notBefore = start.Add(-min(c.backdate, limit/2))
 	notAfter = start.Add(min(lifetime, limit))
 	if notAfter.Sub(notBefore) > limit {
 		notAfter = notBefore.Add(limit)
 	}
 	if notAfter.After(c.issuer.NotAfter) {
+		// Only this can end the period at or before start.
 		notAfter = c.issuer.NotAfter
-	}
-	if !notAfter.After(start) {
-		return notBefore, notAfter, core.Errorf(core.KindMalformed,
-			"the requested notBefore (%s) is not before the issuing certificate expires (%s)",
-			start.UTC().Format(time.RFC3339), c.issuer.NotAfter.UTC().Format(time.RFC3339))
+		if !notAfter.After(start) {
+			return notBefore, notAfter, core.Errorf(core.KindMalformed,
+				"the requested notBefore (%s) is not before the issuing certificate expires (%s)",
+				start.UTC().Format(time.RFC3339), c.issuer.NotAfter.UTC().Format(time.RFC3339))
+		}
 	}
 	return notBefore, notAfter, nil
 }

@@ -183,6 +183,11 @@ func TestSignLifetime(t *testing.T) {
 		{name: "requested shorter", profiles: prof, notAfter: fixedNow.Add(time.Hour), wantNotAfter: fixedNow.Add(time.Hour)},
 		{name: "policy caps", profiles: prof, policy: allowFor(2 * time.Hour), notAfter: fixedNow.Add(48 * time.Hour), wantNotAfter: fixedNow.Add(2*time.Hour - time.Minute)},
 		{name: "policy cap equal to the request", profiles: prof, policy: allowFor(time.Hour), notAfter: fixedNow.Add(time.Hour), wantNotAfter: fixedNow.Add(time.Hour - time.Minute)},
+		// A cap no longer than the backdate: backdating takes half of it.
+		{name: "policy cap of a minute", profiles: prof, policy: allowFor(time.Minute),
+			wantNotBefore: fixedNow.Add(-30 * time.Second), wantNotAfter: fixedNow.Add(30 * time.Second)},
+		{name: "profile as short as the backdate", profiles: map[string]Profile{"acme": {DefaultLifetime: time.Minute}},
+			wantNotBefore: fixedNow.Add(-30 * time.Second), wantNotAfter: fixedNow.Add(30 * time.Second)},
 		{name: "policy cap above request", profiles: prof, policy: allowFor(100 * time.Hour), wantNotAfter: fixedNow.Add(24 * time.Hour)},
 		{name: "future notBefore", profiles: prof, notBefore: fixedNow.Add(10 * time.Hour),
 			wantNotBefore: fixedNow.Add(10*time.Hour - time.Minute), wantNotAfter: fixedNow.Add(34 * time.Hour)},
