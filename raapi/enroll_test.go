@@ -90,20 +90,26 @@ func TestEnrolmentRefusedBeforeSigning(t *testing.T) {
 func TestSuperseded(t *testing.T) {
 	enrolled := time.Date(2026, 11, 29, 6, 0, 0, 123456000, time.UTC)
 	ra := &core.RA{Name: "site-a", EnrolledAt: enrolled, CertSerial: "abc"}
-	cert := func(mark string, serial int64) *x509.Certificate {
-		return &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "site-a", SerialNumber: mark}}
+	cert := func(mark string, notBefore time.Time) *x509.Certificate {
+		return &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: notBefore,
+			Subject: pkix.Name{CommonName: "site-a", SerialNumber: mark}}
 	}
+	// What pki.IssueClient puts in a certificate issued at t.
+	issuedAt := func(t time.Time) time.Time { return t.Add(-pki.Backdate).Truncate(time.Second) }
 	for _, c := range []struct {
 		name string
 		cert *x509.Certificate
 		ok   bool
 	}{
-		{"current enrolment", cert(enrolmentMark(enrolled), 1), true},
-		{"current enrolment, a certificate a renewal replaced", cert(enrolmentMark(enrolled), 2), true},
-		{"earlier enrolment", cert(enrolmentMark(enrolled.Add(-time.Hour)), 0xabc), false},
-		{"a microsecond apart", cert(enrolmentMark(enrolled.Add(time.Microsecond)), 0xabc), false},
-		{"no mark, the registry's certificate", cert("", 0xabc), true},
-		{"no mark, another certificate", cert("", 0xabd), false},
+		{"current enrolment", cert(enrolmentMark(enrolled), issuedAt(enrolled)), true},
+		{"current enrolment, a certificate a renewal replaced", cert(enrolmentMark(enrolled), issuedAt(enrolled.Add(time.Hour))), true},
+		{"earlier enrolment", cert(enrolmentMark(enrolled.Add(-time.Hour)), issuedAt(enrolled.Add(-time.Hour))), false},
+		{"earlier enrolment, renewed since", cert(enrolmentMark(enrolled.Add(-time.Hour)), issuedAt(enrolled.Add(time.Hour))), false},
+		{"a microsecond apart", cert(enrolmentMark(enrolled.Add(time.Microsecond)), issuedAt(enrolled)), false},
+		// Certificates from before marks existed.
+		{"no mark, issued at the enrolment", cert("", issuedAt(enrolled)), true},
+		{"no mark, renewed since", cert("", issuedAt(enrolled.Add(48*time.Hour))), true},
+		{"no mark, from an earlier enrolment", cert("", issuedAt(enrolled.Add(-2*time.Minute))), false},
 	} {
 		if why := superseded(c.cert, ra); (why == "") != c.ok {
 			t.Errorf("%s: superseded = %q", c.name, why)

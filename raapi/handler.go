@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/policyca/policyca/acme"
-	"github.com/policyca/policyca/ca"
 	"github.com/policyca/policyca/core"
+	"github.com/policyca/policyca/pki"
 	"github.com/policyca/policyca/store"
 )
 
@@ -153,7 +153,11 @@ func (a *api) auth(h raHandler) http.Handler {
 // Renewal keeps the enrolment, so the certificate a renewal replaced stays
 // valid until it expires; enrolling again, or disabling, is how an
 // operator shuts a key out. A certificate without a mark (issued before
-// marks existed) is admitted only while it is the registry's current one.
+// marks existed) is admitted when it was issued at or after the current
+// enrolment (its NotBefore is backdated by pki.Backdate): so the
+// certificates of an RA enrolled before marks keep working after it
+// renews, on connections that still present the old one, and enrolling
+// again shuts them out too (all but one renewed in the minute before).
 func superseded(leaf *x509.Certificate, ra *core.RA) string {
 	if mark := leaf.Subject.SerialNumber; mark != "" {
 		if mark != enrolmentMark(ra.EnrolledAt) {
@@ -161,8 +165,8 @@ func superseded(leaf *x509.Certificate, ra *core.RA) string {
 		}
 		return ""
 	}
-	if ca.SerialString(leaf.SerialNumber) != ra.CertSerial {
-		return "this RA certificate has been replaced"
+	if leaf.NotBefore.Before(ra.EnrolledAt.Add(-pki.Backdate).Truncate(time.Second)) {
+		return "this RA certificate is from an earlier enrolment of the RA"
 	}
 	return ""
 }
