@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/big"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/policyca/policyca/core"
@@ -19,22 +20,25 @@ import (
 // certificates and a signature (on the HSM, with PKCS#11).
 const CRLRefresh = time.Minute
 
-// crlCache is the CRL this CA signed last.
+// crlCache is the CRL this CA signed last. mu serialises building one
+// (concurrent callers wait and share the result); revocations never wait
+// for it: they only move gen on.
 type crlCache struct {
-	mu   sync.Mutex
-	der  []byte
-	made time.Time
+	// gen counts the revocations made by this CA.
+	gen atomic.Uint64
+	mu  sync.Mutex
+	der []byte
+	// made is when der was signed, and madeGen the gen read before the
+	// revoked certificates were listed for it.
+	made    time.Time
+	madeGen uint64
 	// number is the last CRL number used, so that numbers grow on this
 	// node even if its clock steps back.
 	number *big.Int
 }
 
 // dropCRL makes the next CRL call sign a new CRL (after a revocation).
-func (c *CA) dropCRL() {
-	c.crl.mu.Lock()
-	c.crl.der = nil
-	c.crl.mu.Unlock()
-}
+func (c *CA) dropCRL() { c.crl.gen.Add(1) }
 
 // CRL returns a DER CRL signed by the issuer, listing the certificates
 // revoked and not yet expired, or expired less than one CRL validity
@@ -49,7 +53,8 @@ func (c *CA) CRL(ctx context.Context) ([]byte, error) {
 	c.crl.mu.Lock()
 	defer c.crl.mu.Unlock()
 	now := c.now().UTC()
-	if c.crl.der != nil && now.Sub(c.crl.made) < CRLRefresh && !now.Before(c.crl.made) {
+	gen := c.crl.gen.Load()
+	if c.crl.der != nil && c.crl.madeGen == gen && now.Sub(c.crl.made) < CRLRefresh && !now.Before(c.crl.made) {
 		return c.crl.der, nil
 	}
 	revoked, err := c.store.ListRevoked(ctx, now.Add(-c.crlValidity))
@@ -89,6 +94,6 @@ func (c *CA) CRL(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, core.Wrap(core.KindServerInternal, err, "cannot sign CRL")
 	}
-	c.crl.der, c.crl.made, c.crl.number = der, now, number
+	c.crl.der, c.crl.made, c.crl.madeGen, c.crl.number = der, now, gen, number
 	return der, nil
 }

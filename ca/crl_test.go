@@ -101,3 +101,48 @@ func TestCRLFreshnessAndOrder(t *testing.T) {
 		t.Errorf("7h after expiry: %d listed, want 0", n)
 	}
 }
+
+// A revocation does not wait for a CRL being built (a GET /crl, which
+// anyone can send, must not hold up revocations), and the CRL built
+// meanwhile is not reused: the next one lists the revocation.
+func TestRevocationDoesNotWaitForCRL(t *testing.T) {
+	c, st := newTestCA(t, func(o *Options) { o.Lint = false })
+	ctx := context.Background()
+	rec, err := c.Sign(ctx, request(t, "app.internal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	listing, release := make(chan struct{}), make(chan struct{})
+	st.listing = func() {
+		st.listing = nil
+		close(listing)
+		<-release
+	}
+	built := make(chan error)
+	go func() {
+		_, err := c.CRL(ctx)
+		built <- err
+	}()
+	<-listing
+	revoked := make(chan error)
+	go func() { revoked <- c.Revoke(ctx, rec.Serial, ReasonKeyCompromise) }()
+	select {
+	case err := <-revoked:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the revocation waited for the CRL being built")
+	}
+	close(release)
+	if err := <-built; err != nil {
+		t.Fatal(err)
+	}
+	der, err := c.CRL(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(lintCRL(t, der).RevokedCertificates); n != 1 {
+		t.Fatalf("the CRL after the revocation lists %d certificates, want 1", n)
+	}
+}

@@ -27,6 +27,8 @@ type fakeStore struct {
 	certs       map[string]*core.Certificate
 	dupFailures int
 	puts        int
+	// listing, if set, is called by ListRevoked before it reads.
+	listing func()
 }
 
 func newFakeStore() *fakeStore { return &fakeStore{certs: map[string]*core.Certificate{}} }
@@ -73,6 +75,9 @@ func (s *fakeStore) RevokeCertificate(_ context.Context, serial string, reason i
 }
 
 func (s *fakeStore) ListRevoked(_ context.Context, at time.Time) ([]*core.Certificate, error) {
+	if s.listing != nil {
+		s.listing()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []*core.Certificate
