@@ -25,26 +25,34 @@ func lintCRL(t *testing.T, der []byte) *zx509.RevocationList {
 	return crl
 }
 
+// crlTestCA is a CA whose clock reads *clock, with CRLs valid for 6h, and
+// the serials of three certificates it issued (not revoked).
+func crlTestCA(t *testing.T, clock *time.Time) (*CA, []string) {
+	t.Helper()
+	c, _ := newTestCA(t, func(o *Options) {
+		o.Lint = false
+		o.Now = func() time.Time { return *clock }
+		o.CRLValidity = 6 * time.Hour
+	})
+	var serials []string
+	for range 3 {
+		rec, err := c.Sign(context.Background(), request(t, "app.internal"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		serials = append(serials, rec.Serial)
+	}
+	return c, serials
+}
+
 // The CRL is reused for CRLRefresh, but a revocation on this CA shows at
 // once; its thisUpdate is never before a revocation it lists; an expired
 // certificate stays listed for one CRL validity period; numbers grow even
 // when the clock steps back.
 func TestCRLFreshnessAndOrder(t *testing.T) {
 	clock := fixedNow
-	c, _ := newTestCA(t, func(o *Options) {
-		o.Lint = false
-		o.Now = func() time.Time { return clock }
-		o.CRLValidity = 6 * time.Hour
-	})
+	c, serials := crlTestCA(t, &clock)
 	ctx := context.Background()
-	var serials []string
-	for range 3 {
-		rec, err := c.Sign(ctx, request(t, "app.internal"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		serials = append(serials, rec.Serial)
-	}
 	notAfter := fixedNow.Add(DefaultLifetime - time.Minute)
 	crlAt := func(what string) *zx509.RevocationList {
 		t.Helper()

@@ -61,20 +61,8 @@ func TestRevoke(t *testing.T) {
 
 func TestCRL(t *testing.T) {
 	clock := fixedNow
-	c, _ := newTestCA(t, func(o *Options) {
-		o.Lint = false
-		o.Now = func() time.Time { return clock }
-		o.CRLValidity = 6 * time.Hour
-	})
+	c, serials := crlTestCA(t, &clock)
 	ctx := context.Background()
-	var serials []string
-	for range 3 {
-		rec, err := c.Sign(ctx, request(t, "app.internal"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		serials = append(serials, rec.Serial)
-	}
 	want := map[string]int{serials[0]: ReasonKeyCompromise, serials[1]: ReasonUnspecified}
 	for s, r := range want {
 		if err := c.Revoke(ctx, s, r); err != nil {
