@@ -47,12 +47,17 @@ const DefaultKeyID = "policyca"
 // on something other than the bundle and the input: the network
 // (http.send, net.lookup_ip_addr, and the JSON Schema builtins, which
 // fetch remote "$ref"s), the environment and configuration (opa.runtime),
-// randomness (rand.intn, uuid.rfc4122). time.now_ns stays: it returns the
-// request's time. Removing them from the capabilities makes a bundle that
-// calls them fail to compile, with the location of the call, instead of
-// failing at evaluation time.
+// randomness (rand.intn, uuid.rfc4122, and the JWT signing builtins,
+// whose signatures are random), the wall clock (the certificate
+// verification builtins check validity against the process's clock, not
+// the request's time). time.now_ns stays: it returns the request's time.
+// Removing them from the capabilities makes a bundle that calls them fail
+// to compile, with the location of the call, instead of failing at
+// evaluation time.
 var disabledBuiltins = []string{"http.send", "net.lookup_ip_addr", "opa.runtime",
-	"json.match_schema", "json.verify_schema", "rand.intn", "uuid.rfc4122"}
+	"json.match_schema", "json.verify_schema", "rand.intn", "uuid.rfc4122",
+	"io.jwt.encode_sign", "io.jwt.encode_sign_raw",
+	"crypto.x509.parse_and_verify_certificates", "crypto.x509.parse_and_verify_certificates_with_options"}
 
 // capabilities is this OPA version's capabilities without disabledBuiltins.
 func capabilities() *ast.Capabilities {
