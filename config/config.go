@@ -366,8 +366,11 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("field \"policy\": set exactly one of \"policy.bundle\" and \"policy.url\""))
 	}
 	if c.Policy.URL != "" {
-		if u, err := url.Parse(c.Policy.URL); err != nil || u.Scheme != "https" || u.Host == "" {
-			errs = append(errs, fmt.Errorf("field \"policy.url\": must be an https URL, got %q", c.Policy.URL))
+		if u, err := url.Parse(c.Policy.URL); err != nil {
+			errs = append(errs, errors.New("field \"policy.url\": not a URL"))
+		} else if u.Scheme != "https" || u.Host == "" {
+			// Redacted: the URL may hold the bundle server's credentials.
+			errs = append(errs, fmt.Errorf("field \"policy.url\": must be an https URL, got %q", u.Redacted()))
 		}
 	}
 	for id, k := range c.Policy.VerificationKeys {

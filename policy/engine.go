@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -107,6 +108,24 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	if e.client == nil {
 		e.client = &http.Client{Timeout: 30 * time.Second}
 	}
+	// A bundle is fetched over https only, redirects included: one
+	// followed to http would let anyone on that path supply the policy of
+	// a CA whose bundles are not signed.
+	client := *e.client
+	next := client.CheckRedirect
+	client.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if req.URL.Scheme != "https" {
+			return fmt.Errorf("policy: bundle URL redirected to %s, which is not https", shownURL(req.URL.String()))
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("policy: stopped after 10 redirects")
+		}
+		return nil
+	}
+	e.client = &client
 	if e.maxBytes <= 0 {
 		e.maxBytes = DefaultMaxBundleBytes
 	}
@@ -136,6 +155,11 @@ func (e *Engine) Reload(ctx context.Context) error {
 	defer e.reloadMu.Unlock()
 	c, etag, err := e.load(ctx)
 	if errors.Is(err, errNotModified) {
+		// The bundle in force is still the one published: whatever failed
+		// before (the server, the network) is over.
+		e.healthMu.Lock()
+		e.lastErr = nil
+		e.healthMu.Unlock()
 		return nil
 	}
 	rev, inGo := "", false
@@ -174,9 +198,24 @@ func (e *Engine) Reload(ctx context.Context) error {
 
 func (e *Engine) sourceName() string {
 	if e.url != "" {
-		return e.url
+		return shownURL(e.url)
 	}
 	return e.src.name
+}
+
+// shownURL is the bundle URL as logs, errors and /healthz show it: without
+// the password of its user info and without its query, where a private
+// bundle server's credentials are usually given.
+func shownURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "the bundle URL"
+	}
+	if u.RawQuery != "" {
+		u.RawQuery = "REDACTED"
+	}
+	u.Fragment, u.RawFragment = "", ""
+	return u.Redacted()
 }
 
 // load reads, verifies, compiles and smoke-tests the bundle.
@@ -187,7 +226,7 @@ func (e *Engine) load(ctx context.Context) (*compiled, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		src, etag = source{name: e.url, data: data}, tag
+		src, etag = source{name: shownURL(e.url), data: data}, tag
 	} else if fp, err := fingerprint(e.src.name, e.maxBytes); err == nil {
 		// Remember what was tried, so that Watch does not retry a broken
 		// bundle on every tick.

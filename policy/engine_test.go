@@ -51,6 +51,16 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{"policy.rego:3", "undefined function http.send", "policyca disables"},
 		},
 		{
+			// It checks validity against the process's clock, not the
+			// request's time.
+			name: "crypto.x509.parse_and_verify_certificates is disabled",
+			files: map[string]string{
+				".manifest":   manifest,
+				"policy.rego": "package policyca\n\ndecision := {\"allow\": crypto.x509.parse_and_verify_certificates(\"x\")[0]}\n",
+			},
+			want: []string{"undefined function crypto.x509.parse_and_verify_certificates"},
+		},
+		{
 			name: "net.lookup_ip_addr is disabled",
 			files: map[string]string{
 				".manifest":   manifest,
@@ -488,6 +498,57 @@ func TestURLBundleWithETag(t *testing.T) {
 	// What is handed on (to RAs) is the bundle in force, not the refused one.
 	if !bytes.Equal(e.FetchedBundle(), b2.Bytes()) {
 		t.Fatal("FetchedBundle is not the bundle in force")
+	}
+	// The server publishes the bundle in force again: its 304 ends the
+	// failure that health reports.
+	if e.Health().LastErr == nil {
+		t.Fatal("no error reported after the broken download")
+	}
+	mu.Lock()
+	current, etag = b2.Bytes(), `"v2"`
+	mu.Unlock()
+	if err := e.Reload(ctx); err != nil || e.Health().LastErr != nil {
+		t.Fatalf("after a 304: %v, health %v", err, e.Health().LastErr)
+	}
+}
+
+// A bundle URL is followed to https only; and a 304 to a request that
+// named no bundle is not a bundle.
+func TestURLBundleRefusals(t *testing.T) {
+	var b bytes.Buffer
+	if err := Build(policyBundle(t, "plain", `{"allow": true}`), nil, "", &b); err != nil {
+		t.Fatal(err)
+	}
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(b.Bytes()) }))
+	defer plain.Close()
+	redirect := httptest.NewTLSServer(http.RedirectHandler(plain.URL+"/bundle.tar.gz", http.StatusFound))
+	defer redirect.Close()
+	_, err := NewEngine(EngineConfig{URL: redirect.URL + "/bundle.tar.gz", HTTPClient: redirect.Client(), Logger: quietLogger()})
+	if err == nil || !strings.Contains(err.Error(), "not https") {
+		t.Fatalf("bundle redirected to http: %v", err)
+	}
+	// Credentials in the URL (user info, query) are in no error.
+	down := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer down.Close()
+	secretURL := strings.Replace(down.URL, "https://", "https://ops:HUNTER2@", 1) + "/b.tar.gz?private_token=GLPAT-SECRET"
+	_, err = NewEngine(EngineConfig{URL: secretURL, HTTPClient: down.Client(), Logger: quietLogger()})
+	if err == nil || strings.Contains(err.Error(), "HUNTER2") || strings.Contains(err.Error(), "GLPAT") || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("bundle server down, credentials in the URL: %v", err)
+	}
+	down.Close()
+	_, err = NewEngine(EngineConfig{URL: secretURL, HTTPClient: down.Client(), Logger: quietLogger()})
+	if err == nil || strings.Contains(err.Error(), "HUNTER2") || strings.Contains(err.Error(), "GLPAT") {
+		t.Fatalf("bundle server unreachable, credentials in the URL: %v", err)
+	}
+	notModified := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusNotModified)
+	}))
+	defer notModified.Close()
+	_, err = NewEngine(EngineConfig{URL: notModified.URL + "/bundle.tar.gz", HTTPClient: notModified.Client(), Logger: quietLogger()})
+	if err == nil || !strings.Contains(err.Error(), "without If-None-Match") {
+		t.Fatalf("304 at start: %v", err)
 	}
 }
 

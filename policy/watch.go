@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -106,31 +107,43 @@ var errNotModified = errors.New("bundle not modified")
 // fetch downloads the bundle at URL, conditionally on the ETag of the
 // loaded one.
 func (e *Engine) fetch(ctx context.Context) ([]byte, string, error) {
+	shown := shownURL(e.url)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.url, nil)
 	if err != nil {
-		return nil, "", fmt.Errorf("bundle %s: %w", e.url, err)
+		return nil, "", fmt.Errorf("bundle %s: cannot make the request", shown)
 	}
-	if e.etag != "" && e.cur.Load() != nil {
+	conditional := e.etag != "" && e.cur.Load() != nil
+	if conditional {
 		req.Header.Set("If-None-Match", e.etag)
 	}
 	resp, err := e.client.Do(req)
 	if err != nil {
-		return nil, "", fmt.Errorf("bundle %s: %w", e.url, err)
+		// *url.Error repeats the URL, query included.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, "", fmt.Errorf("bundle %s: %w", shown, err)
 	}
 	defer resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusNotModified:
+		// Only an answer to If-None-Match: a 304 to a request that named no
+		// bundle (none is loaded yet) says nothing about what to load.
+		if !conditional {
+			return nil, "", fmt.Errorf("bundle %s: HTTP %s to a request without If-None-Match", shown, resp.Status)
+		}
 		return nil, "", errNotModified
 	default:
-		return nil, "", fmt.Errorf("bundle %s: HTTP %s", e.url, resp.Status)
+		return nil, "", fmt.Errorf("bundle %s: HTTP %s", shown, resp.Status)
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, e.maxBytes+1))
 	if err != nil {
-		return nil, "", fmt.Errorf("bundle %s: %w", e.url, err)
+		return nil, "", fmt.Errorf("bundle %s: %w", shown, err)
 	}
 	if int64(len(data)) > e.maxBytes {
-		return nil, "", fmt.Errorf("bundle %s is larger than %d bytes", e.url, e.maxBytes)
+		return nil, "", fmt.Errorf("bundle %s is larger than %d bytes", shown, e.maxBytes)
 	}
 	return data, resp.Header.Get("ETag"), nil
 }
