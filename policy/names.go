@@ -152,13 +152,69 @@ func namedRules(mods []*ast.Module, names map[string]bool) []string {
 }
 
 // stockNameRules reports whether the name rules of mods are exactly the
-// default bundle's, so that nameViolations decides as they would.
+// default bundle's, so that nameViolations decides as they would: the same
+// rules, and the same meaning for the names they call. A rule of package
+// policyca named like a builtin (is_set, startswith…) or like the first
+// part of one (net, time…), or an import in a module that holds stock
+// rules, would make their calls reach something else than the builtins
+// the Go implementation stands for.
 func stockNameRules(mods []*ast.Module) bool {
 	stock, err := loadStockRules()
 	if err != nil {
 		return false
 	}
-	return slices.Equal(namedRules(mods, stock.names), stock.rules)
+	return slices.Equal(namedRules(mods, stock.names), stock.rules) && !shadowsBuiltins(mods, stock.names)
+}
+
+// builtinNames holds every enabled builtin's name and the first part of
+// each dotted one.
+var builtinNames = sync.OnceValue(func() map[string]bool {
+	m := map[string]bool{}
+	for _, b := range capabilities().Builtins {
+		m[b.Name] = true
+		if first, _, ok := strings.Cut(b.Name, "."); ok {
+			m[first] = true
+		}
+	}
+	return m
+})
+
+// shadowsBuiltins reports whether mods define, in package policyca, a rule
+// named like a builtin, use `with` there (which can replace a builtin or a
+// stock rule for one evaluation), or import anything (but the rego.v1 and
+// future keywords) into a module that holds one of the stock rules, names.
+func shadowsBuiltins(mods []*ast.Module, names map[string]bool) bool {
+	builtins := builtinNames()
+	for _, m := range mods {
+		if m.Package.Path.String() != "data."+Root {
+			continue
+		}
+		with := false
+		ast.WalkExprs(m, func(e *ast.Expr) bool {
+			with = with || len(e.With) > 0
+			return with
+		})
+		if with {
+			return true
+		}
+		stockModule := false
+		for _, r := range m.Rules {
+			n := ruleName(r)
+			if builtins[n] {
+				return true
+			}
+			stockModule = stockModule || names[n]
+		}
+		if !stockModule {
+			continue
+		}
+		for _, imp := range m.Imports {
+			if p := imp.Path.String(); p != "rego.v1" && !strings.HasPrefix(p, "future.keywords") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // name is one name a certificate would carry.

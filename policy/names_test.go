@@ -325,3 +325,55 @@ func FuzzNameViolations(f *testing.F) {
 		}
 	})
 }
+
+// A bundle that keeps the stock name rules but changes what their calls
+// reach (a rule named like a builtin, an import into their module, a
+// `with`) is evaluated in Rego, as written: the Go implementation would
+// decide as the unchanged rules do.
+func TestShadowedBuiltinsKeepTheRego(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		edit  func(name, text string) string
+		extra map[string]string
+	}{
+		{name: "is_set redefined", extra: map[string]string{"helpers.rego": "package policyca\n\nis_set(x) := false\n"}},
+		{name: "startswith redefined", extra: map[string]string{"helpers.rego": "package policyca\n\nstartswith(a, b) := false\n"}},
+		{name: "an import into names.rego", edit: func(name, s string) string {
+			if name != "names.rego" {
+				return s
+			}
+			return strings.Replace(s, "package policyca\n", "package policyca\n\nimport data.lib.helpers\n", 1)
+		}},
+		{name: "a with", extra: map[string]string{"helpers.rego": "package policyca\n\nprobe := x if {\n\tx := name_violations with input.provisioner.name as \"dev\"\n}\n"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			edit := tc.edit
+			if edit == nil {
+				edit = func(_, s string) string { return s }
+			}
+			e, err := NewEngine(EngineConfig{Path: editedBundle(t, namesTestData, edit, tc.extra), Logger: quietLogger()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := e.cur.Load()
+			if c.fast != nil {
+				t.Fatal("the name rules run in Go")
+			}
+			// What the engine decides is what the Rego as written decides.
+			for _, n := range []string{"a.b.internal", "x.prod.internal", "*.x.internal"} {
+				in := Input{Stage: StageOrder, Provisioner: ProvisionerInfo{Name: "acme", Type: "acme"},
+					Identifiers: []core.Identifier{{Type: core.DNS, Value: n}}}
+				v, _, err := in.valueCandidates(in.Time, &e.policies)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, werr := c.eval(ctx, &c.pq, v, in.Time, 0)
+				got, gerr := e.Decide(ctx, in)
+				if (werr == nil) != (gerr == nil) || want.Allow != got.Allow || len(want.Violations) != len(got.Violations) {
+					t.Errorf("%s: engine %+v %v, Rego as written %+v %v", n, got, gerr, want, werr)
+				}
+			}
+		})
+	}
+}
