@@ -114,6 +114,43 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{`data.policyca.provisioners["dev"].deny.ip: "10.0.0.1/8": has host bits set`},
 		},
 		{
+			// Names are matched in normal form: these could never match.
+			name: "name rules not in normal form",
+			files: map[string]string{
+				".manifest":   manifest,
+				"policy.rego": "package policyca\n\ndecision := {\"allow\": true}\n",
+				"data.json":   `{"policyca": {"authority": {"deny": {"dns": ["bücher.internal"]}}}}`,
+			},
+			want: []string{`"bücher.internal": names are matched in normal form: write "xn--bcher-kva.internal"`},
+		},
+		{
+			name: "fullwidth wildcard rule",
+			files: map[string]string{
+				".manifest":   manifest,
+				"policy.rego": "package policyca\n\ndecision := {\"allow\": true}\n",
+				"data.json":   `{"policyca": {"authority": {"deny": {"dns": ["*.ｅｖｉｌ.internal"]}}}}`,
+			},
+			want: []string{`write "*.evil.internal"`},
+		},
+		{
+			name: "IPv4-mapped address rule",
+			files: map[string]string{
+				".manifest":   manifest,
+				"policy.rego": "package policyca\n\ndecision := {\"allow\": true}\n",
+				"data.json":   `{"policyca": {"authority": {"deny": {"ip": ["::ffff:10.0.0.5"]}}}}`,
+			},
+			want: []string{"matched as IPv4: write 10.0.0.5"},
+		},
+		{
+			name: "IPv4-mapped prefix rule",
+			files: map[string]string{
+				".manifest":   manifest,
+				"policy.rego": "package policyca\n\ndecision := {\"allow\": true}\n",
+				"data.json":   `{"policyca": {"authority": {"deny": {"ip": ["::ffff:10.9.0.0/112"]}}}}`,
+			},
+			want: []string{"matched as IPv4: write the IPv4 prefix 10.9.0.0/16"},
+		},
+		{
 			name: "smoke test: undefined decision",
 			files: map[string]string{
 				".manifest":   manifest,

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/policyca/policyca/core"
 )
 
 // Layer validation. The name-rule layers are configuration, and a typo in
@@ -140,6 +142,9 @@ func validatePattern(typ, p string) error {
 			if pfx != pfx.Masked() {
 				return fmt.Errorf("has host bits set (did you mean %s?)", pfx.Masked())
 			}
+			if pfx.Addr().Is4In6() {
+				return fmt.Errorf("IPv4-mapped addresses are matched as IPv4: write the IPv4 prefix%s", mappedHint(pfx))
+			}
 			return nil
 		}
 		a, err := netip.ParseAddr(p)
@@ -149,6 +154,9 @@ func validatePattern(typ, p string) error {
 		if a.Zone() != "" {
 			// Names never carry a zone, so such a rule could never match.
 			return fmt.Errorf("an IP rule cannot have a zone")
+		}
+		if a.Is4In6() {
+			return fmt.Errorf("IPv4-mapped addresses are matched as IPv4: write %s", a.Unmap())
 		}
 	case "dns":
 		if p != strings.ToLower(p) {
@@ -160,8 +168,24 @@ func validatePattern(typ, p string) error {
 		if strings.HasSuffix(p, ".") {
 			return fmt.Errorf("names are matched without a trailing dot")
 		}
+		// Names are matched in the form identifiers are normalised to
+		// (IDNA A-labels: bücher → xn--bcher-kva); a pattern in another
+		// form would never match. A name the normaliser refuses is left
+		// as it is: no identifier can have it either.
+		name := strings.TrimPrefix(strings.TrimPrefix(p, "*"), ".")
+		if n, err := core.NormalizeIdentifier(core.Identifier{Type: core.DNS, Value: name}); err == nil && n.Value != name {
+			return fmt.Errorf("names are matched in normal form: write %q", strings.TrimSuffix(p, name)+n.Value)
+		}
 	}
 	return nil
+}
+
+// mappedHint suggests the IPv4 prefix an IPv4-mapped one stands for.
+func mappedHint(p netip.Prefix) string {
+	if p.Bits() < 96 {
+		return ""
+	}
+	return " " + netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96).String()
 }
 
 func validateKeys(field string, v any) error {
