@@ -141,26 +141,32 @@ func loaderFilter(abspath string, info fs.FileInfo, depth int) bool {
 // readBundle reads and, when vc is set, verifies a bundle. It does not
 // compile it.
 func readBundle(src source, vc *bundle.VerificationConfig, maxBytes int64) (*bundle.Bundle, error) {
-	var loader bundle.DirectoryLoader
+	b, _, err := readBundleRaw(src, vc, maxBytes)
+	return b, err
+}
+
+// readBundleRaw is readBundle, and the .tar.gz the bundle was read from: the
+// one downloaded, the file, or a snapshot of the directory (snapshotDir).
+func readBundleRaw(src source, vc *bundle.VerificationConfig, maxBytes int64) (*bundle.Bundle, []byte, error) {
 	tarball := src.data
 	if tarball == nil {
 		st, err := os.Stat(src.name)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if st.IsDir() {
-			loader = bundle.NewDirectoryLoader(src.name).WithSizeLimitBytes(maxBytes)
-		} else if tarball, err = readFileLimited(src.name, maxBytes); err != nil {
-			return nil, err
+			tarball, err = snapshotDir(src.name, maxBytes)
+		} else {
+			tarball, err = readFileLimited(src.name, maxBytes)
+		}
+		if err != nil {
+			return nil, nil, err
 		}
 	}
-	if tarball != nil {
-		if err := checkUnpackedSize(tarball, maxBytes); err != nil {
-			return nil, fmt.Errorf("bundle %s: %w", src.name, err)
-		}
-		loader = bundle.NewTarballLoaderWithBaseURL(bytes.NewReader(tarball), src.name)
+	if err := checkUnpackedSize(tarball, maxBytes); err != nil {
+		return nil, nil, fmt.Errorf("bundle %s: %w", src.name, err)
 	}
-	loader = loader.WithFilter(loaderFilter)
+	loader := bundle.NewTarballLoaderWithBaseURL(bytes.NewReader(tarball), src.name).WithFilter(loaderFilter)
 	r := bundle.NewCustomReader(loader).
 		WithCapabilities(capabilities()).
 		WithRegoVersion(ast.RegoV1).
@@ -173,15 +179,15 @@ func readBundle(src source, vc *bundle.VerificationConfig, maxBytes int64) (*bun
 	}
 	b, err := r.Read()
 	if err != nil {
-		return nil, locateErrors(src.name, err)
+		return nil, nil, locateErrors(src.name, err)
 	}
 	if err := checkRoots(b.Manifest); err != nil {
-		return nil, fmt.Errorf("bundle %s: %w", src.name, err)
+		return nil, nil, fmt.Errorf("bundle %s: %w", src.name, err)
 	}
 	if err := validateData(b.Data); err != nil {
-		return nil, fmt.Errorf("bundle %s: data: %w", src.name, err)
+		return nil, nil, fmt.Errorf("bundle %s: data: %w", src.name, err)
 	}
-	return &b, nil
+	return &b, tarball, nil
 }
 
 // readFileLimited reads a bundle .tar.gz, refusing one above maxBytes.
@@ -403,9 +409,9 @@ type compiled struct {
 	fast     *rego.PreparedEvalQuery
 	revision string
 	name     string
-	// raw is the .tar.gz as fetched from a URL (nil for a path source),
-	// so that the bundle in force can be handed on (to RAs) as it is,
-	// signatures included.
+	// raw is the .tar.gz the bundle was read from (as fetched, the file,
+	// or a snapshot of the directory), so that the bundle in force can be
+	// handed on (to RAs) as it is, signatures included.
 	raw []byte
 }
 

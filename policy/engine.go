@@ -232,7 +232,7 @@ func (e *Engine) load(ctx context.Context) (*compiled, string, error) {
 		// bundle on every tick.
 		e.seen = fp
 	}
-	b, err := readBundle(src, e.vc, e.maxBytes)
+	b, raw, err := readBundleRaw(src, e.vc, e.maxBytes)
 	if err != nil {
 		return nil, "", err
 	}
@@ -243,13 +243,14 @@ func (e *Engine) load(ctx context.Context) (*compiled, string, error) {
 	if err := c.smoke(ctx); err != nil {
 		return nil, "", fmt.Errorf("bundle %s (revision %q): smoke test: %w", src.name, c.revision, err)
 	}
-	c.raw = src.data
+	c.raw = raw
 	return c, etag, nil
 }
 
-// FetchedBundle returns the bundle in force as fetched from the URL (the
-// .tar.gz bytes, signatures included), or nil when the bundle comes from a
-// path or none is loaded.
+// FetchedBundle returns the bundle in force as a .tar.gz, exactly as it was
+// read, verified and compiled (as fetched from the URL, the file, or a
+// snapshot of the directory), signatures included; nil when none is
+// loaded.
 func (e *Engine) FetchedBundle() []byte {
 	if c := e.cur.Load(); c != nil {
 		return c.raw

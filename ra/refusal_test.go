@@ -9,7 +9,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,7 +22,9 @@ import (
 	"github.com/policyca/policyca/acme/jws"
 	"github.com/policyca/policyca/core"
 	"github.com/policyca/policyca/eab"
+	"github.com/policyca/policyca/internal/testutil"
 	"github.com/policyca/policyca/pki"
+	"github.com/policyca/policyca/policy"
 	"github.com/policyca/policyca/ra"
 	"github.com/policyca/policyca/raapi"
 	"github.com/policyca/policyca/signer"
@@ -339,5 +343,52 @@ func TestSignRetryIsIdempotent(t *testing.T) {
 	a, b := sign(forNames("a.site-r.internal")), sign(forNames("b.site-r.internal"))
 	if b.Serial == a.Serial || len(b.Names) != 1 || b.Names[0].Value != "b.site-r.internal" {
 		t.Fatalf("same order and key, other names: got %s %v after %s", b.Serial, b.Names, a.Serial)
+	}
+}
+
+// RAs are handed the bundle in force, as the CA read it: not what is on the
+// CA's disk now (a change not loaded yet, or one the CA refused).
+func TestRAsGetTheBundleInForce(t *testing.T) {
+	e := newEnv(t, nil)
+	r := e.enrolRA("site-a", "acme")
+	hc := e.raw(raCert(t, r.cfg))
+	get := func() []byte {
+		t.Helper()
+		resp, err := hc.Get(e.caURL() + raapi.Prefix + "/policy/bundle")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("bundle: %s %v", resp.Status, err)
+		}
+		return b
+	}
+	before := get()
+	dir := e.cfg.Path(e.cfg.Policy.Bundle)
+	inForce, err := policy.NewEngine(policy.EngineConfig{Path: dir, Logger: testutil.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A broken file on the CA's disk, which the CA has not loaded (and
+	// would refuse).
+	if err := os.WriteFile(filepath.Join(dir, "broken.rego"), []byte("package policyca\n\nx := {\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if after := get(); !bytes.Equal(after, before) {
+		t.Fatal("the bundle handed to RAs changed with a file the CA has not loaded")
+	}
+	// What was handed out is a bundle that loads, with the revision in force.
+	file := filepath.Join(t.TempDir(), "bundle.tar.gz")
+	if err := os.WriteFile(file, before, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := policy.NewEngine(policy.EngineConfig{Path: file, Logger: testutil.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eng.Revision() != inForce.Revision() {
+		t.Fatalf("revision %q, the CA's %q", eng.Revision(), inForce.Revision())
 	}
 }

@@ -1,19 +1,15 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
-	"strings"
 
 	"github.com/policyca/policyca/config"
 	"github.com/policyca/policyca/eab"
 	"github.com/policyca/policyca/pki"
-	"github.com/policyca/policyca/policy"
 	"github.com/policyca/policyca/raapi"
 	"github.com/policyca/policyca/signer"
 )
@@ -47,18 +43,14 @@ func (s *Server) mountRAAPI(ctx context.Context, cfg *config.Config) error {
 		provs[p.Name] = raapi.ProvisionerInfo{Name: p.Name, RequireEAB: p.RequireEAB, TermsOfService: p.TermsOfService,
 			Website: p.Website, CAAIdentities: p.CAAIdentities}
 	}
-	var bundle raapi.BundleSource
-	if cfg.Policy.URL != "" {
-		// The bundle in force, exactly as the CA fetched and verified it.
-		bundle = func(context.Context) ([]byte, error) {
-			if b := s.policy.FetchedBundle(); b != nil {
-				return b, nil
-			}
-			return nil, errors.New("no policy bundle fetched yet")
+	// The bundle in force, exactly as the CA read, verified and compiled
+	// it (a directory as a snapshot of its files, signatures included):
+	// never a file on disk that the CA refused or has not loaded yet.
+	bundle := func(context.Context) ([]byte, error) {
+		if b := s.policy.FetchedBundle(); b != nil {
+			return b, nil
 		}
-	}
-	if cfg.Policy.Bundle != "" {
-		bundle = bundleFile(cfg.Path(cfg.Policy.Bundle))
+		return nil, errors.New("no policy bundle loaded")
 	}
 	h, err := raapi.NewHandler(raapi.Options{
 		Store: s.store, Authority: s.ca, Binder: &eab.Binder{Store: s.store},
@@ -71,19 +63,4 @@ func (s *Server) mountRAAPI(ctx context.Context, cfg *config.Config) error {
 	s.trustClientCA(cas[0])
 	s.mux.Handle(raapi.Prefix+"/", h)
 	return nil
-}
-
-// bundleFile serves the configured bundle: a .tar.gz as it is (signatures
-// included), a directory packed as an unsigned .tar.gz.
-func bundleFile(path string) raapi.BundleSource {
-	return func(ctx context.Context) ([]byte, error) {
-		if strings.HasSuffix(path, ".tar.gz") || strings.HasSuffix(path, ".tgz") {
-			return os.ReadFile(path)
-		}
-		var buf bytes.Buffer
-		if err := policy.Build(path, nil, "", &buf); err != nil {
-			return nil, err
-		}
-		return buf.Bytes(), nil
-	}
 }
