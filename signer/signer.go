@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"sort"
+	"slices"
 	"strings"
 	"sync"
 
@@ -96,39 +97,51 @@ var secretParams = map[string]bool{
 // URI is still redacted textually.
 func Redact(uri string) string {
 	var b strings.Builder
-	// Walk the string splitting on the separators RFC 7512 uses so that a
-	// secret in either the path or the query part is caught.
 	start := 0
-	inQuery := false
 	for i := 0; i <= len(uri); i++ {
-		if i < len(uri) && uri[i] != ';' && uri[i] != '&' && uri[i] != '?' {
+		if i < len(uri) && !isSeparator(uri[i]) {
 			continue
 		}
 		attr := uri[start:i]
-		if red := redactAttr(attr); red != attr && (inQuery || i < len(uri) && uri[i] == '?') {
-			// A secret value runs to the next query separator: an
-			// unencoded ';' or '?' inside a PIN must not end the
-			// redaction and show the rest of it.
-			j := strings.IndexByte(uri[i:], '&')
-			if j < 0 {
-				j = len(uri) - i
+		if red := redactAttr(attr); red != attr {
+			// A secret value runs to the next separator that starts an
+			// attribute of a known name: a PIN may hold an unencoded
+			// ';', '?' or '&', and what follows one is still the PIN.
+			for i < len(uri) && !startsKnownAttr(uri[i+1:]) {
+				i++
+				for i < len(uri) && !isSeparator(uri[i]) {
+					i++
+				}
 			}
-			b.WriteString(red)
-			i += j
-			if i < len(uri) {
-				b.WriteByte(uri[i])
-			}
-			start = i + 1
-			continue
+			attr = red
 		}
-		b.WriteString(redactAttr(attr))
+		b.WriteString(attr)
 		if i < len(uri) {
 			b.WriteByte(uri[i])
-			inQuery = inQuery || uri[i] == '?'
 		}
 		start = i + 1
 	}
 	return b.String()
+}
+
+func isSeparator(c byte) bool { return c == ';' || c == '&' || c == '?' }
+
+// knownAttrs are the attribute names of RFC 7512 pkcs11 URIs (path and
+// query), of policyca's own (max-sessions), and the secret ones.
+var knownAttrs = []string{"token", "manufacturer", "model", "serial", "slot-description", "slot-manufacturer",
+	"slot-id", "library-description", "library-manufacturer", "library-version", "object", "type", "id",
+	"module-name", "module-path", "pin-source", "max-sessions", "pin-value", "passphrase", "password", "pin"}
+
+// startsKnownAttr reports whether s starts with "name=" for a known name.
+func startsKnownAttr(s string) bool {
+	name, _, ok := strings.Cut(s, "=")
+	if !ok || strings.ContainsAny(name, ";&?") {
+		return false
+	}
+	if unesc, err := url.PathUnescape(name); err == nil {
+		name = unesc
+	}
+	return slices.Contains(knownAttrs, strings.ToLower(name))
 }
 
 func redactAttr(attr string) string {

@@ -106,7 +106,13 @@ func TestRedact(t *testing.T) {
 		{"file:/k.pem", "file:/k.pem"},
 		{"file:/k.pem?pin-source=file:/etc/pin", "file:/k.pem?pin-source=file:/etc/pin"},
 		{"file:/k.pem?pin-value=s3cret", "file:/k.pem?pin-value=REDACTED"},
-		{"file:/k.pem?passphrase=s3cret&x=1", "file:/k.pem?passphrase=REDACTED&x=1"},
+		{"file:/k.pem?passphrase=s3cret&pin-source=file:/p", "file:/k.pem?passphrase=REDACTED&pin-source=file:/p"},
+		// A separator that does not start a known attribute is part of
+		// the PIN: what follows it stays hidden.
+		{"file:/k.pem?passphrase=s3cret&x=1", "file:/k.pem?passphrase=REDACTED"},
+		{"file:/k.pem?pin-value=Secret&Tail42", "file:/k.pem?pin-value=REDACTED"},
+		{"pkcs11:token=t?module-path=/m.so&pin-value=Secret&Tail=42&max-sessions=4", "pkcs11:token=t?module-path=/m.so&pin-value=REDACTED&max-sessions=4"},
+		{"pkcs11:token=t;pin-value=Sec;ret;object=o?module-path=/m.so", "pkcs11:token=t;pin-value=REDACTED;object=o?module-path=/m.so"},
 		{"pkcs11:token=ca;pin-value=1234;object=k?module-path=/lib/x.so", "pkcs11:token=ca;pin-value=REDACTED;object=k?module-path=/lib/x.so"},
 		{"pkcs11:pin-value=1234", "pkcs11:pin-value=REDACTED"},
 		{"pkcs11:token=a?PIN-VALUE=1234&pin-source=file:/p", "pkcs11:token=a?PIN-VALUE=REDACTED&pin-source=file:/p"},

@@ -155,7 +155,12 @@ func ParseURI(s string) (*URI, error) {
 			case "module-name":
 				return nil, errors.New("pkcs11: URI: module-name not supported: give the module's absolute module-path")
 			default:
-				return nil, fmt.Errorf("pkcs11: URI: unknown query attribute %q", name)
+				// With a PIN in the URI, an unknown "attribute" may be the
+				// rest of a PIN holding an unencoded '&': not quoted then.
+				if strings.Contains(strings.ToLower(query), "pin-value") {
+					return nil, errors.New("pkcs11: URI: unknown query attribute (known: module-path, pin-source, pin-value, max-sessions)")
+				}
+				return nil, fmt.Errorf("pkcs11: URI: unknown query attribute %q", safeName(name))
 			}
 		}
 	}

@@ -161,13 +161,16 @@ func TestParseURIErrorsNeverShowPIN(t *testing.T) {
 		"pkcs11:token=t;object=k?module-path=/m.so&" + testPIN,
 		"pkcs11:token=t;object=k;pin-value=" + testPIN + "?module-path=/m.so",
 		"pkcs11:token=t;object=k?module-path=/m.so&pin-value=" + testPIN + "&pin-value=" + testPIN,
+		// An unencoded '&' inside the PIN: the rest reads as an attribute.
+		"pkcs11:token=t;object=k?module-path=/m.so&pin-value=ab&" + testPIN + "=1",
+		"pkcs11:token=t;object=k?module-path=/m.so&pin-value=ab&" + strings.ToLower(testPIN) + "=1",
 	} {
 		_, err := ParseURI(in)
 		if err == nil {
 			t.Errorf("ParseURI(%q) accepted", in)
 			continue
 		}
-		if strings.Contains(err.Error(), testPIN) {
+		if strings.Contains(err.Error(), testPIN) || strings.Contains(err.Error(), strings.ToLower(testPIN)) {
 			t.Errorf("error shows the PIN: %v", err)
 		}
 		// The URI named in Open's errors for an unparsable URI, too.

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -89,9 +90,17 @@ func parseURI(uri string) (path string, pass []byte, err error) {
 	if err != nil {
 		return "", nil, errors.New("soft: malformed query in file: URI")
 	}
+	// With a PIN in the URI, an unknown "attribute" may be the rest of a
+	// PIN holding an unencoded '&': names are not quoted then.
+	name := func(k string) string {
+		if q.Has("pin-value") {
+			return "(not shown: the URI holds a PIN)"
+		}
+		return strconv.Quote(k)
+	}
 	for k, v := range q {
 		if len(v) != 1 {
-			return "", nil, fmt.Errorf("soft: attribute %q given %d times", k, len(v))
+			return "", nil, fmt.Errorf("soft: attribute %s given %d times", name(k), len(v))
 		}
 		switch k {
 		case "pin-source":
@@ -102,7 +111,7 @@ func parseURI(uri string) (path string, pass []byte, err error) {
 		case "pin-value":
 			pass = []byte(v[0])
 		default:
-			return "", nil, fmt.Errorf("soft: unknown attribute %q (want pin-source or pin-value)", k)
+			return "", nil, fmt.Errorf("soft: unknown attribute %s (want pin-source or pin-value)", name(k))
 		}
 	}
 	if q.Has("pin-source") && q.Has("pin-value") {

@@ -274,7 +274,9 @@ func TestLoadErrors(t *testing.T) {
 		{"missing pin file", "file:" + encPath + "?pin-source=" + filepath.Join(dir, "nopin"), "pin-source", nil},
 		{"relative path", "file:key.pem", "not absolute", nil},
 		{"relative pin-source", "file:" + encPath + "?pin-source=pin", "not an absolute", nil},
-		{"unknown attribute", "file:" + encPath + "?pin=x", "unknown attribute", nil},
+		{"unknown attribute", "file:" + encPath + "?pin=x", `unknown attribute "pin"`, nil},
+		// An unencoded '&' in a PIN: the rest of the PIN is not quoted.
+		{"PIN with an '&'", "file:" + encPath + "?pin-value=nope&tail42", "unknown attribute (not shown", nil},
 		{"both pin kinds", "file:" + encPath + "?pin-value=a&pin-source=file:" + wrongPin, "both", nil},
 		{"remote host", "file://server/etc/key.pem", "remote host", nil},
 		{"other scheme", "pkcs11:token=x", "not file", nil},
@@ -291,8 +293,8 @@ func TestLoadErrors(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %q does not mention %q", err, tc.want)
 			}
-			for _, secret := range []string{"nope", "right"} {
-				if strings.Contains(err.Error(), "="+secret) {
+			for _, secret := range []string{"nope", "right", "tail42"} {
+				if strings.Contains(err.Error(), "="+secret) || secret == "tail42" && strings.Contains(err.Error(), secret) {
 					t.Fatalf("error %q leaks a passphrase", err)
 				}
 			}
