@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"sort"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 
