@@ -92,6 +92,11 @@ type conn struct {
 	lastErr error  // why tok is nil
 	lastTry time.Time
 	closed  bool
+	// pin reads the PIN again for a reconnect (a pin-source file may have
+	// been changed with the token's PIN); refused is a PIN the token
+	// refused, never tried again: HSMs lock a PIN after a few failures.
+	pin     func() (string, error)
+	refused string
 }
 
 // acquire returns the connection for u's token, connecting if none is open.
@@ -109,7 +114,10 @@ func (m *manager) acquire(u *URI) (*conn, error) {
 	if c := m.conns[key]; c != nil {
 		// The token is already logged in: a wrong PIN would otherwise
 		// "work" through the shared session.
-		if subtle.ConstantTimeCompare([]byte(pin), []byte(c.cfg.PIN)) != 1 {
+		c.mu.Lock()
+		current := c.cfg.PIN
+		c.mu.Unlock()
+		if subtle.ConstantTimeCompare([]byte(pin), []byte(current)) != 1 {
 			return nil, fmt.Errorf("%w: the token is already open with a different PIN", ErrBadPIN)
 		}
 		if u.MaxSessions != 0 && u.MaxSessions != c.cfg.MaxSessions {
@@ -124,7 +132,7 @@ func (m *manager) acquire(u *URI) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{m: m, key: key, cfg: cfg, refs: 1, tok: tok, gen: 1}
+	c := &conn{m: m, key: key, cfg: cfg, refs: 1, tok: tok, gen: 1, pin: u.PIN}
 	m.conns[key] = c
 	return c, nil
 }
@@ -167,12 +175,29 @@ func (c *conn) current() (token, uint64, error) {
 			ErrUnavailable, c.lastErr, c.lastTry.Add(c.m.reconnect).Sub(now).Round(time.Millisecond))
 	}
 	c.lastTry = now
-	tok, err := c.m.dial(c.cfg)
+	cfg := c.cfg
+	if c.pin != nil {
+		pin, err := c.pin()
+		if err != nil {
+			c.lastErr = err
+			return nil, 0, fmt.Errorf("%w: reconnect: %w", ErrUnavailable, err)
+		}
+		cfg.PIN = pin
+	}
+	if c.refused != "" && subtle.ConstantTimeCompare([]byte(cfg.PIN), []byte(c.refused)) == 1 {
+		c.lastErr = fmt.Errorf("%w: the token refused this PIN, which is not tried again: "+
+			"change the pin-source file (or restart with the right pin-value)", ErrBadPIN)
+		return nil, 0, fmt.Errorf("%w: %w", ErrUnavailable, c.lastErr)
+	}
+	tok, err := c.m.dial(cfg)
 	if err != nil {
+		if errors.Is(err, ErrBadPIN) {
+			c.refused = cfg.PIN
+		}
 		c.lastErr = err
 		return nil, 0, fmt.Errorf("%w: reconnect failed: %w", ErrUnavailable, err)
 	}
-	c.tok, c.lastErr = tok, nil
+	c.tok, c.lastErr, c.cfg.PIN, c.refused = tok, nil, cfg.PIN, ""
 	c.gen++
 	return tok, c.gen, nil
 }

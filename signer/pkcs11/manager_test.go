@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -554,4 +556,49 @@ func TestOpenErrorsNameURIWithoutPIN(t *testing.T) {
 	if !strings.Contains(wrapped.Error(), "pin-value=REDACTED") || strings.Contains(wrapped.Error(), testPIN) {
 		t.Fatalf("error: %v", wrapped)
 	}
+}
+
+// After a device fault the token is logged in again with the PIN the
+// pin-source file holds now (an operator changed the token's PIN and the
+// file together); a PIN the token refuses is not tried again until the
+// file changes: HSMs lock a PIN after a few failures.
+func TestReconnectRereadsThePINAndNeverRetriesARefusedOne(t *testing.T) {
+	h := newFakeHSM("1111")
+	h.addKey("\x01", "ca-key")
+	m, clk := newTestManager(h)
+	pinFile := filepath.Join(t.TempDir(), "pin")
+	writePIN := func(pin string) {
+		t.Helper()
+		if err := os.WriteFile(pinFile, []byte(pin+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writePIN("1111")
+	s := mustOpen(t, m, "pkcs11:token=ca;object=ca-key?module-path=/fake.so&pin-source=file:"+pinFile)
+	mustSign(t, s)
+
+	// The token's PIN changes but the file does not: one refused login,
+	// then none, however long the CA keeps trying.
+	h.mu.Lock()
+	h.pin = "2222"
+	h.mu.Unlock()
+	h.kill()
+	d0, _ := h.counts()
+	for range 20 {
+		clk.Advance(time.Second)
+		if err := signErr(s); err == nil {
+			t.Fatal("signed with a refused PIN")
+		}
+		s.Healthy()
+	}
+	if d1, _ := h.counts(); d1-d0 != 1 {
+		t.Fatalf("%d logins with the refused PIN, want 1", d1-d0)
+	}
+	if ok, err := s.Healthy(); ok || !errors.Is(err, ErrBadPIN) {
+		t.Fatalf("Healthy: %v %v, want unhealthy with ErrBadPIN", ok, err)
+	}
+	// The file is brought up to date: the next attempt logs in with it.
+	writePIN("2222")
+	clk.Advance(time.Second)
+	mustSign(t, s)
 }
