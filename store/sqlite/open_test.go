@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -298,5 +299,31 @@ func TestCancelledContext(t *testing.T) {
 	}
 	if _, err := s.GetAccount(ctx, a.ID); errors.Is(err, store.ErrNotFound) || err == nil {
 		t.Fatalf("GetAccount with a cancelled context: %v, want a context error", err)
+	}
+}
+
+// A new database, and its WAL and shared-memory files, are readable by
+// their owner only: the database holds EAB HMAC keys and the nodes' shared
+// secrets, and may live outside policyca's 0700 state directory.
+func TestNewDatabaseIsPrivate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ca.db")
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// A write, so that the WAL and its index exist.
+	if err := s.CreateAccount(t.Context(), &core.Account{ID: "a", Provisioner: "acme", KeyThumbprint: "tp",
+		KeyJWK: []byte("{}"), Status: core.StatusValid}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		st, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := st.Mode().Perm(); perm&0o077 != 0 {
+			t.Errorf("%s has mode %v, want no access for group and others", filepath.Base(f), perm)
+		}
 	}
 }

@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -111,6 +113,14 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: negative commit delay %v", cfg.commitDelay)
 	case cfg.readConns < 1:
 		return nil, fmt.Errorf("sqlite: need at least one read connection, got %d", cfg.readConns)
+	}
+	// The database holds EAB HMAC keys and the nodes' shared secrets:
+	// created readable by its owner only (SQLite gives the -wal and -shm
+	// files the database's mode). An existing file keeps its mode.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("sqlite: create %s: %w", path, err)
 	}
 	busy := fmt.Sprintf("busy_timeout(%d)", cfg.busyTimeout.Milliseconds())
 
