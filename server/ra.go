@@ -38,6 +38,7 @@ func (s *Server) mountRAAPI(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("ra_api.client_ca_key: %w", err)
 	}
+	s.keep(key)
 	provs := map[string]raapi.ProvisionerInfo{}
 	for _, p := range cfg.Provisioners {
 		provs[p.Name] = raapi.ProvisionerInfo{Name: p.Name, RequireEAB: p.RequireEAB, TermsOfService: p.TermsOfService,

@@ -42,6 +42,8 @@ type Server struct {
 	store  store.Store
 	ca     *ca.CA
 	issuer crypto.Signer
+	// keys are the keys opened (issuer, TLS, RA CA), closed by Close.
+	keys []interface{ Close() error }
 	policy *policy.Engine
 	// metrics are served on their own listener (config "metrics").
 	metrics *metrics.Metrics
@@ -65,6 +67,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 		log = slog.New(slog.DiscardHandler)
 	}
 	s = &Server{cfg: cfg, log: log}
+	opened := s // s is nil once an error is returned
+	defer func() {
+		if err != nil {
+			opened.closeKeys()
+		}
+	}()
 
 	roots, err := pki.ReadPEMCerts(cfg.Path(cfg.Issuer.Root))
 	if err != nil {
@@ -91,6 +99,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	if err != nil {
 		return nil, fmt.Errorf("issuer.key: %w", err)
 	}
+	s.keep(issuerSigner)
 	issuerSigner = signerMetrics{Signer: issuerSigner, backend: keyBackend(cfg.Issuer.Key), m: s.metrics}
 	s.metrics.GaugeFunc("policyca_signer_healthy", "1 if the issuing key can sign (HSM token present and logged in).", func() float64 {
 		if ok, _ := issuerSigner.(signerMetrics).Healthy(); ok {
@@ -108,6 +117,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	if err != nil {
 		return nil, fmt.Errorf("tls.key: %w", err)
 	}
+	s.keep(tlsSigner)
 	tc := tls.Certificate{PrivateKey: tlsSigner, Leaf: tlsCerts[0]}
 	for _, c := range tlsCerts {
 		tc.Certificate = append(tc.Certificate, c.Raw)
@@ -349,12 +359,26 @@ func keyBackend(uri string) string {
 // bundle in force stays.
 func (s *Server) ReloadPolicy(ctx context.Context) error { return s.policy.Reload(ctx) }
 
-// Close releases the store.
+// Close releases the store and the keys (an HSM key holds its token's
+// sessions until closed).
 func (s *Server) Close() error {
-	err := s.store.Close()
-	if c, ok := s.issuer.(interface{ Close() error }); ok {
-		err = errors.Join(err, c.Close())
+	return errors.Join(s.store.Close(), s.closeKeys())
+}
+
+// keep remembers a key to close with the server.
+func (s *Server) keep(k crypto.Signer) {
+	if c, ok := k.(interface{ Close() error }); ok {
+		s.keys = append(s.keys, c)
 	}
+}
+
+// closeKeys closes the keys kept, once.
+func (s *Server) closeKeys() error {
+	var err error
+	for _, k := range s.keys {
+		err = errors.Join(err, k.Close())
+	}
+	s.keys = nil
 	return err
 }
 
