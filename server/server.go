@@ -43,7 +43,7 @@ type Server struct {
 	ca     *ca.CA
 	issuer crypto.Signer
 	// keys are the keys opened (issuer, TLS, RA CA), closed by Close.
-	keys []interface{ Close() error }
+	keys   []interface{ Close() error }
 	policy *policy.Engine
 	// metrics are served on their own listener (config "metrics").
 	metrics *metrics.Metrics
