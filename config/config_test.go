@@ -94,8 +94,16 @@ func TestWriteLoadRoundTrip(t *testing.T) {
 	}
 	dir := t.TempDir()
 	p := filepath.Join(dir, "policyca.json")
+	// A leftover temporary file of an earlier, interrupted write, readable
+	// by all, does not lend its mode to the configuration.
+	if err := os.WriteFile(p+".tmp", []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := c.Write(p); err != nil {
 		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(p + ".tmp-*"); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
 	}
 	st, err := os.Stat(p)
 	if err != nil {

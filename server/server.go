@@ -331,10 +331,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		if err != nil {
 			return fmt.Errorf("metrics.listen %s: %w", m.Listen, err)
 		}
-		msrv := &http.Server{Handler: s.metrics.Handler(m.Pprof), ReadHeaderTimeout: 10 * time.Second}
+		// No write timeout: a CPU profile streams for as long as asked.
+		msrv := &http.Server{Handler: s.metrics.Handler(m.Pprof), ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout: 120 * time.Second}
 		go msrv.Serve(mln)
 		defer msrv.Close()
 		s.log.Info("serving metrics", "listen", mln.Addr().String(), "pprof", m.Pprof)
+		if a, ok := mln.Addr().(*net.TCPAddr); ok && m.Pprof && !a.IP.IsLoopback() {
+			s.log.Warn("pprof is served on a non-loopback address, without authentication: anyone who can reach it "+
+				"can read the process's memory profile and stacks", "listen", mln.Addr().String())
+		}
 	}
 	s.log.Info("serving", "listen", ln.Addr().String(), "base_url", s.cfg.BaseURL())
 	err := httpserve.RunTLS(ctx, srv, ln, s.cfg.ShutdownTimeout.D(), func() {
