@@ -450,11 +450,11 @@ func compileWithStore(ctx context.Context, name string, b *bundle.Bundle, store 
 	}
 	c := &compiled{pq: pq, revision: b.Manifest.Revision, name: name}
 	if stockNameRules(mods) {
-		fast, err := prepare(ctx, append(opts, nameBuiltin), withGoNameRules(mods))
-		if err != nil {
-			return nil, fmt.Errorf("policy: preparing the name rules in Go: %w", err)
+		// A bundle that compiles as written but not with the name rules in
+		// Go is evaluated as written.
+		if fast, err := prepare(ctx, append(opts, nameBuiltin), withGoNameRules(mods)); err == nil {
+			c.fast = &fast
 		}
-		c.fast = &fast
 	}
 	return c, nil
 }

@@ -176,19 +176,22 @@ var builtinNames = sync.OnceValue(func() map[string]bool {
 			m[first] = true
 		}
 	}
+	// And the Go implementation's own name, which a rule could take over.
+	first, _, _ := strings.Cut(nameBuiltinName, ".")
+	m[first], m[nameBuiltinName] = true, true
 	return m
 })
 
 // shadowsBuiltins reports whether mods define, in package policyca, a rule
-// named like a builtin, use `with` there (which can replace a builtin or a
-// stock rule for one evaluation), or import anything (but the rego.v1 and
-// future keywords) into a module that holds one of the stock rules, names.
+// named like a builtin (or like the Go implementation), use `with` in any
+// module (which can replace a builtin or a stock rule for one evaluation),
+// or import anything (but the rego.v1 and future keywords) into a module
+// that holds one of the stock rules, names.
 func shadowsBuiltins(mods []*ast.Module, names map[string]bool) bool {
 	builtins := builtinNames()
 	for _, m := range mods {
-		if m.Package.Path.String() != "data."+Root {
-			continue
-		}
+		// A with anywhere (a sub-package can evaluate the stock rules
+		// with a builtin replaced, and feed the result back).
 		with := false
 		ast.WalkExprs(m, func(e *ast.Expr) bool {
 			with = with || len(e.With) > 0
@@ -196,6 +199,9 @@ func shadowsBuiltins(mods []*ast.Module, names map[string]bool) bool {
 		})
 		if with {
 			return true
+		}
+		if m.Package.Path.String() != "data."+Root {
+			continue
 		}
 		stockModule := false
 		for _, r := range m.Rules {

@@ -345,6 +345,12 @@ func TestShadowedBuiltinsKeepTheRego(t *testing.T) {
 			}
 			return strings.Replace(s, "package policyca\n", "package policyca\n\nimport data.lib.helpers\n", 1)
 		}},
+		{name: "the Go implementation's name taken",
+			extra: map[string]string{"helpers.rego": "package policyca\n\npolicyca.name_violations(a, b) := set()\n"}},
+		{name: "a with in a sub-package", extra: map[string]string{
+			"lib.rego":  "package policyca.lib\n\nv := x if {\n\tx := data.policyca.name_violations with startswith as true\n}\n",
+			"more.rego": "package policyca\n\nviolation contains x if {\n\tsome x in data.policyca.lib.v\n}\n",
+		}},
 		{name: "a with", extra: map[string]string{"helpers.rego": "package policyca\n\nprobe := x if {\n\tx := name_violations with input.provisioner.name as \"dev\"\n}\n"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
