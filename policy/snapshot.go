@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -30,7 +31,10 @@ func snapshotDir(dir string, maxBytes int64) ([]byte, error) {
 			}
 			return nil
 		}
-		if bundleFile(p) {
+		// Regular files only, as the fingerprint Watch compares (watch.go)
+		// and the directory loader used before: a symbolic link, a FIFO
+		// or a device is not part of a bundle.
+		if d.Type().IsRegular() && bundleFile(p) {
 			files = append(files, p)
 		}
 		return nil
@@ -44,7 +48,9 @@ func snapshotDir(dir string, maxBytes int64) ([]byte, error) {
 	tw := tar.NewWriter(gz)
 	var total int64
 	for _, f := range files {
-		b, err := os.ReadFile(f)
+		// Read at most what is left of the budget (and one byte more, to
+		// tell): a huge (or sparse) file is refused without being read.
+		b, err := readAtMost(f, maxBytes-total+1)
 		if err != nil {
 			return nil, fmt.Errorf("bundle %s: %w", dir, err)
 		}
@@ -70,4 +76,14 @@ func snapshotDir(dir string, maxBytes int64) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// readAtMost reads up to n bytes of the file name.
+func readAtMost(name string, n int64) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, n))
 }
