@@ -13,15 +13,24 @@ func TestNormalizePolicy(t *testing.T) {
 			t.Errorf("%s: %v", ok, err)
 		}
 	}
+	// Days are stored as hours: the policy's Rego reads Go durations only.
+	if n, err := NormalizePolicy(json.RawMessage(`{"max_lifetime":"7d"}`)); err != nil || !strings.Contains(string(n), `"168h0m0s"`) {
+		t.Errorf("7d normalised to %s, %v", n, err)
+	}
 	for bad, want := range map[string]string{
-		`{"alow":{}}`:                    `alow`,
-		`{"allow":{"dsn":[]}}`:           `dsn`,
-		`{"allow":{"dns":[""]}}`:         `empty pattern`,
-		`{"max_lifetime":"forever"}`:     `max_lifetime`,
-		`{"max_lifetime":"0s"}`:          `max_lifetime`,
-		`{"allow_wildcard_names":"yes"}`: `allow_wildcard_names`,
-		`{} {}`:                          `trailing`,
-		`[1]`:                            `account policy`,
+		// What decisions would refuse is refused when stored.
+		`{"deny":{"dns":["bücher.internal"]}}`: `xn--bcher-kva.internal`,
+		`{"deny":{"ip":["::ffff:10.0.0.5"]}}`:  `write 10.0.0.5`,
+		`{"allow":{"ip":["10.0.0.1/8"]}}`:      `host bits`,
+		`{"allow":{"dns":["Eng.internal"]}}`:   `lower-case`,
+		`{"alow":{}}`:                          `alow`,
+		`{"allow":{"dsn":[]}}`:                 `dsn`,
+		`{"allow":{"dns":[""]}}`:               `empty pattern`,
+		`{"max_lifetime":"forever"}`:           `max_lifetime`,
+		`{"max_lifetime":"0s"}`:                `max_lifetime`,
+		`{"allow_wildcard_names":"yes"}`:       `allow_wildcard_names`,
+		`{} {}`:                                `trailing`,
+		`[1]`:                                  `account policy`,
 	} {
 		_, err := NormalizePolicy(json.RawMessage(bad))
 		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), want) {

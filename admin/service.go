@@ -14,6 +14,7 @@ import (
 	"github.com/policyca/policyca/config"
 	"github.com/policyca/policyca/core"
 	"github.com/policyca/policyca/eab"
+	"github.com/policyca/policyca/policy"
 	"github.com/policyca/policyca/store"
 )
 
@@ -427,8 +428,14 @@ func NormalizePolicy(raw json.RawMessage) ([]byte, error) {
 		return nil, fmt.Errorf("%w: account policy: trailing data", ErrInvalid)
 	}
 	if r.MaxLifetime != "" {
-		if d, err := config.ParseDuration(r.MaxLifetime); err != nil || d <= 0 {
+		d, err := config.ParseDuration(r.MaxLifetime)
+		if err != nil || d <= 0 {
 			return nil, fmt.Errorf("%w: account policy: max_lifetime %q is not a positive duration", ErrInvalid, r.MaxLifetime)
+		}
+		if _, err := time.ParseDuration(r.MaxLifetime); err != nil {
+			// Days ("7d"), which the configuration accepts but the policy's
+			// Rego (time.parse_duration_ns) does not: stored as hours.
+			r.MaxLifetime = d.String()
 		}
 	}
 	for _, set := range []*core.RuleSet{&r.Allow, &r.Deny} {
@@ -443,7 +450,17 @@ func NormalizePolicy(raw json.RawMessage) ([]byte, error) {
 			}
 		}
 	}
-	return json.Marshal(r)
+	out, err := json.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	// The checks decisions make (patterns in the form names are matched
+	// in, CIDRs without host bits…): a policy they would refuse must not
+	// be stored, or every order of its accounts would fail.
+	if err := policy.ValidateAccountPolicy(out); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return out, nil
 }
 
 // PolicySummary is a one-line description of an account policy.

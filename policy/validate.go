@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/open-policy-agent/opa/v1/util"
+
 	"github.com/policyca/policyca/core"
 )
 
@@ -124,6 +126,16 @@ func validateRules(field string, v any) error {
 		}
 	}
 	return nil
+}
+
+// ValidateAccountPolicy checks an account policy (JSON) as decisions will:
+// a policy stored after passing it is never refused at decision time.
+func ValidateAccountPolicy(raw []byte) error {
+	var x any
+	if err := util.UnmarshalJSON(raw, &x); err != nil {
+		return fmt.Errorf("account policy: %w", err)
+	}
+	return validateLayer("account policy", x, false)
 }
 
 // validatePattern catches patterns that could never match what their
