@@ -369,7 +369,11 @@ func (c *Config) Validate() error {
 		if u, err := url.Parse(c.Policy.URL); err != nil {
 			errs = append(errs, errors.New("field \"policy.url\": not a URL"))
 		} else if u.Scheme != "https" || u.Host == "" {
-			// Redacted: the URL may hold the bundle server's credentials.
+			// Redacted: the URL may hold the bundle server's credentials,
+			// in its user info or its query.
+			if u.RawQuery != "" {
+				u.RawQuery = "REDACTED"
+			}
 			errs = append(errs, fmt.Errorf("field \"policy.url\": must be an https URL, got %q", u.Redacted()))
 		}
 	}

@@ -92,8 +92,9 @@ func ParseURI(s string) (*URI, error) {
 		return nil, errors.New("pkcs11: URI has no path attributes (want at least token=LABEL)")
 	}
 	seen := map[string]bool{}
+	pinPresent := strings.Contains(strings.ToLower(s), "pin-value")
 	for _, attr := range strings.Split(path, ";") {
-		name, raw, err := splitAttr(attr, "path", seen)
+		name, raw, err := splitAttr(attr, "path", seen, pinPresent)
 		if err != nil {
 			return nil, err
 		}
@@ -124,7 +125,7 @@ func ParseURI(s string) (*URI, error) {
 			return nil, errors.New("pkcs11: URI: empty query after '?'")
 		}
 		for _, attr := range strings.Split(query, "&") {
-			name, raw, err := splitAttr(attr, "query", seen)
+			name, raw, err := splitAttr(attr, "query", seen, pinPresent)
 			if err != nil {
 				return nil, err
 			}
@@ -157,7 +158,7 @@ func ParseURI(s string) (*URI, error) {
 			default:
 				// With a PIN in the URI, an unknown "attribute" may be the
 				// rest of a PIN holding an unencoded '&': not quoted then.
-				if strings.Contains(strings.ToLower(query), "pin-value") {
+				if pinPresent {
 					return nil, errors.New("pkcs11: URI: unknown query attribute (known: module-path, pin-source, pin-value, max-sessions)")
 				}
 				return nil, fmt.Errorf("pkcs11: URI: unknown query attribute %q", safeName(name))
@@ -180,7 +181,7 @@ func ParseURI(s string) (*URI, error) {
 // splitAttr splits "name=value", rejecting empty names or values and
 // names seen before. Path and query names share one namespace in RFC 7512,
 // so a name may not appear once in each either.
-func splitAttr(attr, part string, seen map[string]bool) (name, value string, err error) {
+func splitAttr(attr, part string, seen map[string]bool, pinPresent bool) (name, value string, err error) {
 	name, value, ok := strings.Cut(attr, "=")
 	if attr == "" {
 		return "", "", fmt.Errorf("pkcs11: URI: empty %s attribute (stray separator)", part)
@@ -190,11 +191,17 @@ func splitAttr(attr, part string, seen map[string]bool) (name, value string, err
 		// mistyped secret.
 		return "", "", fmt.Errorf("pkcs11: URI: a %s attribute is not name=value", part)
 	}
+	// With a PIN in the URI, a "name" may be the rest of a PIN holding an
+	// unencoded separator: names are not quoted then.
+	shown := strconv.Quote(safeName(name))
+	if pinPresent {
+		shown = "(not shown: the URI holds a PIN)"
+	}
 	if value == "" {
-		return "", "", fmt.Errorf("pkcs11: URI: %s attribute %q has an empty value", part, safeName(name))
+		return "", "", fmt.Errorf("pkcs11: URI: %s attribute %s has an empty value", part, shown)
 	}
 	if seen[name] {
-		return "", "", fmt.Errorf("pkcs11: URI: attribute %q appears more than once", safeName(name))
+		return "", "", fmt.Errorf("pkcs11: URI: attribute %s appears more than once", shown)
 	}
 	seen[name] = true
 	return name, value, nil

@@ -164,6 +164,8 @@ func TestParseURIErrorsNeverShowPIN(t *testing.T) {
 		// An unencoded '&' inside the PIN: the rest reads as an attribute.
 		"pkcs11:token=t;object=k?module-path=/m.so&pin-value=ab&" + testPIN + "=1",
 		"pkcs11:token=t;object=k?module-path=/m.so&pin-value=ab&" + strings.ToLower(testPIN) + "=1",
+		"pkcs11:token=t;object=k?module-path=/m.so&pin-value=ab&" + strings.ToLower(testPIN) + "=",
+		"pkcs11:token=t;object=k?module-path=/m.so&pin-value=ab&" + strings.ToLower(testPIN) + "=1&" + strings.ToLower(testPIN) + "=1",
 	} {
 		_, err := ParseURI(in)
 		if err == nil {
