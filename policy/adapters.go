@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -93,6 +94,12 @@ func (o *OrderChecker) CheckOrder(ctx context.Context, prov string, acct *core.A
 	if acct != nil {
 		a, err := o.e.orderAccount(ctx, acct)
 		if err != nil {
+			// An account its CA refuses (an RA asking the CA about one
+			// deactivated there) is unauthorized, not a policy failure.
+			var ce *core.Error
+			if errors.As(err, &ce) && ce.Kind == core.KindUnauthorized {
+				return ce
+			}
 			return core.Wrap(core.KindServerInternal, err, "policy evaluation failed")
 		}
 		in.Account = a

@@ -39,8 +39,11 @@ func TestAccountDeactivatedOnTheCAThroughRA(t *testing.T) {
 	if acct, err := e.srv.Store().GetAccount(ctx, v.BoundAccount); err != nil || acct.Status != core.StatusDeactivated {
 		t.Fatalf("account on the CA: %+v %v", acct, err)
 	}
+	// Refused at newOrder already, as unauthorized (not as a policy
+	// failure the client would retry).
 	_, err = c.Certificate.Obtain(certificate.ObtainRequest{Domains: []string{"app2.team-a.internal"}})
-	if err == nil || !strings.Contains(err.Error(), "deactivated on the CA") {
+	if err == nil || !strings.Contains(err.Error(), "deactivated on the CA") || !strings.Contains(err.Error(), "new-order") ||
+		!strings.Contains(err.Error(), "unauthorized") {
 		t.Fatalf("obtain after the account was deactivated on the CA: %v", err)
 	}
 }

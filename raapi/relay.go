@@ -288,6 +288,11 @@ func (a *api) handleAccount(w http.ResponseWriter, r *http.Request, ra *core.RA)
 			return err
 		}
 	}
+	// The RA's copy of the account may still say valid: its new orders
+	// are refused at once, not only at finalize (handleSign).
+	if acct.known && acct.status != core.StatusValid {
+		return core.Errorf(core.KindUnauthorized, "account %s is %s on the CA", id, acct.status)
+	}
 	info := AccountInfo{}
 	if acct.kid != "" {
 		k, err := a.Store.GetEABKey(r.Context(), acct.kid)
