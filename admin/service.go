@@ -342,8 +342,16 @@ func (s *Service) AddProvisioner(_ context.Context, p config.Provisioner) (*Prov
 // to the configuration alone can never widen what is signed). An empty
 // layer adds no rules of its own: the authority layer still applies.
 // Bundles that are not a local directory with a data.json (a .tar.gz, a
-// URL, data elsewhere) are left alone: their owner adds the entry.
+// URL, data elsewhere), and signed directories (editing data.json would
+// break the signature, and the CA would refuse the bundle), are left
+// alone: their owner adds the entry (and signs).
 func AddProvisionerToBundle(dir, name string) error {
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".signatures.json")); err == nil {
+		return nil
+	}
 	path := filepath.Join(dir, "data.json")
 	st, err := os.Stat(path)
 	if err != nil {

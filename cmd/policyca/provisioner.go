@@ -62,7 +62,7 @@ func newProvisionerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "added provisioner %q: %s\n(restart the CA to serve it; a local policy bundle directory got an empty rule layer for it in data.json, other bundles need the entry policyca.provisioners[%q])\n", v.Name, v.DirectoryURL, v.Name)
+			fmt.Fprintf(cmd.OutOrStdout(), "added provisioner %q: %s\n(restart the CA to serve it; a local, unsigned policy bundle directory got an empty rule layer for it in data.json; a signed or packed bundle, or one from a URL, needs the entry policyca.provisioners[%q], added and signed by its owner)\n", v.Name, v.DirectoryURL, v.Name)
 			return nil
 		},
 	}
