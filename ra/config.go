@@ -107,12 +107,31 @@ func (c *Config) validate() error {
 	if len(c.Provisioners) == 0 {
 		errs = append(errs, errors.New("no provisioners: the CA assigned none to this RA"))
 	}
-	for i, r := range c.Validation.Resolvers {
-		if _, _, err := net.SplitHostPort(r); err != nil {
-			errs = append(errs, fmt.Errorf("field \"validation.resolvers[%d]\": %v", i, err))
+	errs = append(errs, checkValidation(c.Validation, "validation.")...)
+	return errors.Join(errs...)
+}
+
+// checkValidation checks the validation settings, naming each field with
+// prefix ("validation." in ra.json, "--" for enroll's flags).
+func checkValidation(v config.Validation, prefix string) []error {
+	var errs []error
+	for _, p := range []struct {
+		name string
+		port int
+	}{{"http01_port", v.HTTP01Port}, {"tlsalpn01_port", v.TLSALPN01Port}} {
+		if p.port < 0 || p.port > 65535 {
+			errs = append(errs, fmt.Errorf("field %q: %d is not a TCP port", prefix+p.name, p.port))
 		}
 	}
-	return errors.Join(errs...)
+	for i, r := range v.Resolvers {
+		if _, port, err := net.SplitHostPort(r); err != nil || port == "" {
+			errs = append(errs, fmt.Errorf("field \"%sresolvers[%d]\": %q is not host:port", prefix, i, r))
+		}
+	}
+	if v.Timeout.D() < 0 {
+		errs = append(errs, fmt.Errorf("field %q: %s is negative", prefix+"timeout", v.Timeout.D()))
+	}
+	return errs
 }
 
 // Path resolves p against the configuration's directory.

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -56,9 +57,23 @@ func Enroll(ctx context.Context, o EnrollOptions) (*Config, error) {
 	if o.StateDir == "" || o.Listen == "" {
 		return nil, errors.New("enroll: a state directory and a listen address are required")
 	}
-	host, _, err := net.SplitHostPort(o.Listen)
+	host, port, err := net.SplitHostPort(o.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("--listen: %w", err)
+	}
+	// Everything local is checked before the token is redeemed: a token
+	// is good for one enrolment, and a state directory that is enrolled
+	// cannot be enrolled again.
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return nil, fmt.Errorf("--listen: %q is not a TCP port", port)
+	}
+	if o.ExternalURL != "" {
+		if u, err := url.Parse(o.ExternalURL); err != nil || u.Scheme != "https" || u.Host == "" {
+			return nil, fmt.Errorf("--external-url: %q is not an https URL", o.ExternalURL)
+		}
+	}
+	if errs := checkValidation(o.Validation, ""); len(errs) > 0 {
+		return nil, fmt.Errorf("validation settings: %w", errors.Join(errs...))
 	}
 	state, err := filepath.Abs(o.StateDir)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-acme/lego/v4/certificate"
 
+	"github.com/policyca/policyca/config"
 	"github.com/policyca/policyca/pki"
 	"github.com/policyca/policyca/ra"
 	"github.com/policyca/policyca/raapi"
@@ -90,5 +91,29 @@ func TestEnrollingAgainShutsOutEarlierCertificates(t *testing.T) {
 	}
 	if code, perr := e.call(e.raw(raCert(t, again)), "GET", "/config", nil); code != http.StatusOK {
 		t.Fatalf("the new enrolment's certificate: %d %v", code, perr)
+	}
+}
+
+// Enrolment checks its local options before it redeems the token (which is
+// good for one enrolment): a mistake costs nothing but a second try.
+func TestEnrollChecksOptionsBeforeRedeeming(t *testing.T) {
+	e := newEnv(t, nil)
+	tok := e.token("site-a", "acme")
+	for i, bad := range []ra.EnrollOptions{
+		{Listen: "127.0.0.1:99999"},
+		{Listen: "127.0.0.1:1", ExternalURL: "http://ra.internal"},
+		{Listen: "127.0.0.1:1", Validation: config.Validation{HTTP01Port: 99999}},
+		{Listen: "127.0.0.1:1", Validation: config.Validation{Resolvers: []string{"10.0.0.53"}}},
+		{Listen: "127.0.0.1:1", Validation: config.Validation{Timeout: config.Duration(-5 * time.Second)}},
+	} {
+		bad.Token, bad.StateDir = tok, filepath.Join(t.TempDir(), "ra")
+		if _, err := ra.Enroll(context.Background(), bad); err == nil {
+			t.Fatalf("bad options %d (listen %s, external URL %q, validation %+v): enrolled",
+				i, bad.Listen, bad.ExternalURL, bad.Validation)
+		}
+	}
+	if _, err := ra.Enroll(context.Background(), ra.EnrollOptions{Token: tok, StateDir: filepath.Join(t.TempDir(), "ra"),
+		Listen: "127.0.0.1:1"}); err != nil {
+		t.Fatalf("the token after refused attempts: %v", err)
 	}
 }
