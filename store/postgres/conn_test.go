@@ -194,3 +194,32 @@ func TestConnectionKilledMidTransaction(t *testing.T) {
 		})
 	}
 }
+
+// The revocation check by authorizations is bounded by the store's own
+// timeout like every other call: against a locked table it fails with
+// ErrUnavailable (so a client is told to retry), not with the caller's
+// deadline.
+func TestHoldsValidAuthorizationIsBounded(t *testing.T) {
+	url := pgtest.Shared(t)
+	s := open(t, url, WithTimeout(200*time.Millisecond))
+	acct := mustAccount(t, s, "bounded")
+	admin, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	locker, err := admin.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer locker.Rollback(context.Background())
+	if _, err := locker.Exec(t.Context(), "LOCK TABLE authorizations IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	_, err = s.HoldsValidAuthorization(ctx, acct.ID, core.Identifier{Type: core.DNS, Value: "a.example.internal"}, false, time.Now())
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("HoldsValidAuthorization against a locked table: %v, want ErrUnavailable", err)
+	}
+}

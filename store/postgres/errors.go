@@ -26,8 +26,9 @@ import (
 // A write that fails this way may or may not have been committed (the
 // connection can die after the server committed but before it answered);
 // every write is one transaction, so it is either whole or absent, and a
-// retry sees which (CompleteOrder and PutCertificate are idempotent for
-// that reason).
+// retry sees which (PutCertificate is idempotent for that reason;
+// CompleteOrder is not: a retry of one that committed meets a newer order
+// version, ErrConflict, and the caller reads the order to find it valid).
 //
 // It is store.ErrUnavailable, so that callers test one sentinel whatever
 // the backend.

@@ -114,7 +114,7 @@ func (s *Store) GetRA(ctx context.Context, name string) (*core.RA, error) {
 func (s *Store) ListRAs(ctx context.Context) ([]*core.RA, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	rows, err := s.pool.Query(ctx, `SELECT `+raCols+` FROM ras ORDER BY name`)
+	rows, err := s.pool.Query(ctx, `SELECT `+raCols+` FROM ras ORDER BY name COLLATE "C"`)
 	return collect(ctx, rows, err, scanRA)
 }
 

@@ -180,12 +180,6 @@ CREATE TABLE ra_tokens (
 	used_at      timestamptz
 );
 `,
-	// 5: an account's authorizations by identifier, for revocation by an
-	// account that holds valid authorizations for a certificate's names
-	// (RFC 8555 §7.6).
-	`
-CREATE INDEX authorizations_account_identifier ON authorizations (account_id, identifier_type, identifier_value);
-`,
 }
 
 // SchemaVersion is the schema version this package writes.
