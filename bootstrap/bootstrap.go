@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -169,6 +170,15 @@ func Init(o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The configuration is checked before anything is created (with a
+	// stand-in for the issuing key, which is made below), so that a bad
+	// option leaves no keys behind that a second try would refuse to
+	// overwrite.
+	if b, err := json.Marshal(newConfig(o, db, "file:keys/intermediate.key")); err != nil {
+		return nil, err
+	} else if _, err := config.Parse(b, state); err != nil {
+		return nil, fmt.Errorf("the configuration these options make is invalid: %w", err)
+	}
 	if Initialised(state) {
 		return nil, fmt.Errorf("%s: %w", state, ErrExists)
 	}
@@ -274,31 +284,7 @@ func Init(o Options) (*Result, error) {
 		}
 	}
 
-	c := &config.Config{
-		Listen:      o.Listen,
-		ExternalURL: o.ExternalURL,
-		TLS:         config.TLS{Cert: "certs/tls.pem", Key: "file:keys/tls.key"},
-		Database:    db,
-		Issuer: config.Issuer{
-			Cert: "certs/intermediate.pem",
-			Key:  intKeyURI,
-			Root: "certs/root.pem",
-		},
-		Admin:  &config.Admin{ClientCA: "certs/admin-ca.pem"},
-		RAAPI:  &config.RAAPI{ClientCA: "certs/ra-ca.pem", ClientCAKey: "file:keys/ra-ca.key"},
-		Policy: config.Policy{Bundle: "policy"},
-		Provisioners: []config.Provisioner{{
-			Name:            "acme",
-			Type:            "acme",
-			DefaultLifetime: config.Duration(o.DefaultLifetime),
-			MaxLifetime:     config.Duration(o.MaxLifetime),
-			Validation: config.Validation{
-				HTTP01Port:    o.HTTP01Port,
-				TLSALPN01Port: o.TLSALPN01Port,
-				Resolvers:     o.Resolvers,
-			},
-		}},
-	}
+	c := newConfig(o, db, intKeyURI)
 	// The default policy bundle, as an editable copy: operators keep it
 	// in git, test it with `policyca policy test`, and the CA reloads it
 	// when it changes.
@@ -412,5 +398,35 @@ func caKeys(o Options) (root, inter crypto.Signer, interURI string, err error) {
 func closeSigner(s crypto.Signer) {
 	if c, ok := s.(io.Closer); ok {
 		c.Close()
+	}
+}
+
+// newConfig is the configuration Init writes, with intKeyURI as the
+// issuing key.
+func newConfig(o Options, db config.Database, intKeyURI string) *config.Config {
+	return &config.Config{
+		Listen:      o.Listen,
+		ExternalURL: o.ExternalURL,
+		TLS:         config.TLS{Cert: "certs/tls.pem", Key: "file:keys/tls.key"},
+		Database:    db,
+		Issuer: config.Issuer{
+			Cert: "certs/intermediate.pem",
+			Key:  intKeyURI,
+			Root: "certs/root.pem",
+		},
+		Admin:  &config.Admin{ClientCA: "certs/admin-ca.pem"},
+		RAAPI:  &config.RAAPI{ClientCA: "certs/ra-ca.pem", ClientCAKey: "file:keys/ra-ca.key"},
+		Policy: config.Policy{Bundle: "policy"},
+		Provisioners: []config.Provisioner{{
+			Name:            "acme",
+			Type:            "acme",
+			DefaultLifetime: config.Duration(o.DefaultLifetime),
+			MaxLifetime:     config.Duration(o.MaxLifetime),
+			Validation: config.Validation{
+				HTTP01Port:    o.HTTP01Port,
+				TLSALPN01Port: o.TLSALPN01Port,
+				Resolvers:     o.Resolvers,
+			},
+		}},
 	}
 }

@@ -87,3 +87,26 @@ func TestInitRefusesBadInput(t *testing.T) {
 		}
 	}
 }
+
+// An option that makes an invalid configuration is refused before anything
+// is written: the same state directory then initialises with the option
+// corrected (keys already there would be refused, never overwritten).
+func TestInitChecksTheConfigurationFirst(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state")
+	for name, o := range map[string]Options{
+		"http external URL":  {ExternalURL: "http://ca.internal"},
+		"resolver, no port":  {Resolvers: []string{"10.0.0.53"}},
+		"http-01 port range": {HTTP01Port: 99999},
+	} {
+		o.StateDir, o.Listen = state, "127.0.0.1:1"
+		if _, err := Init(o); err == nil {
+			t.Fatalf("%s: accepted", name)
+		}
+		if _, err := os.Stat(state); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%s: the state directory was created (%v)", name, err)
+		}
+	}
+	if _, err := Init(Options{StateDir: state, Listen: "127.0.0.1:1", ExternalURL: "https://ca.internal"}); err != nil {
+		t.Fatalf("the corrected options: %v", err)
+	}
+}
