@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -306,8 +307,16 @@ func (c *Config) Validate() error {
 	}
 	req("listen", c.Listen)
 	if c.Listen != "" {
-		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		host, port, err := net.SplitHostPort(c.Listen)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("field \"listen\": %v", err))
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			errs = append(errs, fmt.Errorf("field \"listen\": %q is not a TCP port", port))
+		} else if ip := net.ParseIP(host); (host == "" || ip != nil && ip.IsUnspecified()) && c.ExternalURL == "" {
+			// The URLs the CA hands out come from external_url, or else
+			// from the listen address: https://0.0.0.0:8443/… reaches no one.
+			errs = append(errs, fmt.Errorf("field \"listen\": %q listens on every address, so \"external_url\" "+
+				"(the https URL clients use, e.g. https://ca.example.internal:8443) is required", c.Listen))
 		}
 	}
 	if c.ExternalURL != "" {

@@ -50,6 +50,17 @@ func TestParseGood(t *testing.T) {
 	}
 }
 
+func TestListenOnEveryAddressWithExternalURL(t *testing.T) {
+	doc := strings.Replace(good, `"listen": "127.0.0.1:8443"`, `"listen": "0.0.0.0:8443", "external_url": "https://ca.example.internal:8443"`, 1)
+	c, err := Parse([]byte(doc), "/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BaseURL() != "https://ca.example.internal:8443" {
+		t.Errorf("BaseURL = %q", c.BaseURL())
+	}
+}
+
 func TestParseErrorsNameTheField(t *testing.T) {
 	tests := []struct {
 		name, doc, want string
@@ -76,6 +87,11 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"policy http url", strings.Replace(good, `{"bundle": "policy"}`, `{"url": "http://x/b.tar.gz"}`, 1), `policy.url`},
 		{"policy key alg", strings.Replace(good, `{"bundle": "policy"}`, `{"bundle": "p", "verification_keys": {"k1": {"key": "k.pem"}}}`, 1), `policy.verification_keys.k1.alg`},
 		{"external url", strings.Replace(good, `"listen"`, `"external_url": "http://x", "listen"`, 1), `external_url`},
+		// On every address, the URLs handed out need external_url.
+		{"listen on every IPv4 address", strings.Replace(good, `"127.0.0.1:8443"`, `"0.0.0.0:8443"`, 1), `"external_url" (the https URL clients use`},
+		{"listen on every address", strings.Replace(good, `"127.0.0.1:8443"`, `":8443"`, 1), `"external_url" (the https URL clients use`},
+		{"listen on every IPv6 address", strings.Replace(good, `"127.0.0.1:8443"`, `"[::]:8443"`, 1), `"external_url" (the https URL clients use`},
+		{"listen port", strings.Replace(good, `"127.0.0.1:8443"`, `"127.0.0.1:99999"`, 1), `not a TCP port`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -101,8 +101,10 @@ func (c *Config) validate() error {
 	req("listener_key", c.ListenerKey)
 	req("database", c.Database)
 	req("policy_bundle", c.PolicyBundle)
-	if _, _, err := net.SplitHostPort(c.Listen); c.Listen != "" && err != nil {
+	if host, _, err := net.SplitHostPort(c.Listen); c.Listen != "" && err != nil {
 		errs = append(errs, fmt.Errorf("field \"listen\": %v", err))
+	} else if ip := net.ParseIP(host); c.Listen != "" && (host == "" || ip != nil && ip.IsUnspecified()) && c.ExternalURL == "" {
+		errs = append(errs, fmt.Errorf("field \"listen\": %q listens on every address, so \"external_url\" is required", c.Listen))
 	}
 	if len(c.Provisioners) == 0 {
 		errs = append(errs, errors.New("no provisioners: the CA assigned none to this RA"))

@@ -71,6 +71,8 @@ func Enroll(ctx context.Context, o EnrollOptions) (*Config, error) {
 		if u, err := url.Parse(o.ExternalURL); err != nil || u.Scheme != "https" || u.Host == "" {
 			return nil, fmt.Errorf("--external-url: %q is not an https URL", o.ExternalURL)
 		}
+	} else if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		return nil, fmt.Errorf("--listen %s listens on every address: give --external-url, the https URL the RA's clients use", o.Listen)
 	}
 	if errs := checkValidation(o.Validation, ""); len(errs) > 0 {
 		return nil, fmt.Errorf("validation settings: %w", errors.Join(errs...))

@@ -101,6 +101,7 @@ func TestEnrollChecksOptionsBeforeRedeeming(t *testing.T) {
 	tok := e.token("site-a", "acme")
 	for i, bad := range []ra.EnrollOptions{
 		{Listen: "127.0.0.1:99999"},
+		{Listen: "0.0.0.0:8443"},
 		{Listen: "127.0.0.1:1", ExternalURL: "http://ra.internal"},
 		{Listen: "127.0.0.1:1", Validation: config.Validation{HTTP01Port: 99999}},
 		{Listen: "127.0.0.1:1", Validation: config.Validation{Resolvers: []string{"10.0.0.53"}}},
