@@ -51,7 +51,8 @@ func newEABCmd() *cobra.Command {
 			fmt.Fprintf(out, "EAB key for %q on provisioner %q (shown once; store it now):\n", k.Reference, k.Provisioner)
 			fmt.Fprintf(out, "  kid:  %s\n  hmac: %s\n\n", k.KID, k.HMAC)
 			fmt.Fprintf(out, "certbot:\n  certbot register --server %s --eab-kid %s --eab-hmac-key %s --agree-tos --register-unsafely-without-email\n", k.DirectoryURL, k.KID, k.HMAC)
-			fmt.Fprintf(out, "lego:\n  lego --server %s --eab --kid %s --hmac %s --email admin@%s.internal -d NAME run\n", k.DirectoryURL, k.KID, k.HMAC, k.Reference)
+			fmt.Fprintf(out, "lego:\n  lego --server %s --eab --kid %s --hmac %s --email admin@%s.internal --accept-tos --http -d NAME run\n", k.DirectoryURL, k.KID, k.HMAC, k.Reference)
+			fmt.Fprintf(out, "(clients must trust the CA's root: REQUESTS_CA_BUNDLE for certbot, LEGO_CA_CERTIFICATES for lego)\n")
 			return nil
 		},
 	}
