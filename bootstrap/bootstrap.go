@@ -386,11 +386,17 @@ func caKeys(o Options) (root, inter crypto.Signer, interURI string, err error) {
 		}
 		return root, inter, interURI, nil
 	}
+	hint := func(err error) error {
+		if errors.Is(err, pkcs11.ErrKeyExists) {
+			return fmt.Errorf("%w: to build the CA on the keys already on the token, add --existing", err)
+		}
+		return err
+	}
 	if root, err = pkcs11.GenerateKey(ctx, rootURI, o.RootKey); err != nil {
-		return nil, nil, "", fmt.Errorf("root key: %w", err)
+		return nil, nil, "", fmt.Errorf("root key: %w", hint(err))
 	}
 	if inter, err = pkcs11.GenerateKey(ctx, interURI, o.IntermediateKey); err != nil {
-		return nil, nil, "", fmt.Errorf("intermediate key: %w", err)
+		return nil, nil, "", fmt.Errorf("intermediate key: %w", hint(err))
 	}
 	return root, inter, interURI, nil
 }
