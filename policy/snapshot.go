@@ -20,29 +20,10 @@ import (
 // therefore the bundle in force, signatures included, even if the
 // directory changes meanwhile.
 func snapshotDir(dir string, maxBytes int64) ([]byte, error) {
-	var files []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if p != dir && strings.HasPrefix(d.Name(), ".") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		// Regular files only, as the fingerprint Watch compares (watch.go)
-		// and the directory loader used before: a symbolic link, a FIFO
-		// or a device is not part of a bundle.
-		if d.Type().IsRegular() && bundleFile(p) {
-			files = append(files, p)
-		}
-		return nil
-	})
+	files, err := dirBundleFiles(dir)
 	if err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", dir, err)
 	}
-	sort.Strings(files)
 	var buf bytes.Buffer
 	gz := gzip.NewWriter(&buf)
 	tw := tar.NewWriter(gz)
@@ -86,4 +67,33 @@ func readAtMost(name string, n int64) ([]byte, error) {
 	}
 	defer f.Close()
 	return io.ReadAll(io.LimitReader(f, n))
+}
+
+// dirBundleFiles lists, sorted, the files of a directory bundle: the
+// regular files bundleFile keeps, outside hidden directories. A symbolic
+// link, a FIFO or a device is not part of a bundle. The snapshot that is
+// loaded and the fingerprint Watch compares (watch.go) both use it, so
+// that what is loaded and what is watched agree.
+func dirBundleFiles(dir string) ([]string, error) {
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p != dir && strings.HasPrefix(d.Name(), ".") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.Type().IsRegular() && bundleFile(p) {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(files)
+	return files, nil
 }

@@ -7,12 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
-	"sort"
 
 	"github.com/policyca/policyca/internal/tick"
 )
@@ -56,29 +53,11 @@ func fingerprint(name string, maxBytes int64) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var files []string
+	files := []string{name}
 	if st.IsDir() {
-		err = filepath.WalkDir(name, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.IsDir() {
-				if p != name && len(d.Name()) > 0 && d.Name()[0] == '.' {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if d.Type().IsRegular() && bundleFile(p) {
-				files = append(files, p)
-			}
-			return nil
-		})
-		if err != nil {
+		if files, err = dirBundleFiles(name); err != nil {
 			return "", err
 		}
-		sort.Strings(files)
-	} else {
-		files = []string{name}
 	}
 	for _, f := range files {
 		fmt.Fprintf(h, "%s\x00", f)
