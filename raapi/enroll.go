@@ -1,7 +1,6 @@
 package raapi
 
 import (
-	"crypto/subtle"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
@@ -53,8 +52,8 @@ func (a *api) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	now := a.Now().UTC().Truncate(time.Microsecond)
 	// Checked again inside EnrolRA's transaction; checked here too so
 	// that nobody who merely knows a token id makes the RA CA sign.
-	if why := tokenRefusal(tok, req.Secret, now); why != "" {
-		a.Logger.WarnContext(ctx, "RA enrolment refused", "token", tok.ID, "ra", tok.RAName, "remote", r.RemoteAddr, "reason", why)
+	if err := store.Redeemable(tok, HashSecret(req.Secret), now); err != nil {
+		a.Logger.WarnContext(ctx, "RA enrolment refused", "token", tok.ID, "ra", tok.RAName, "remote", r.RemoteAddr, "reason", err)
 		a.writeErr(w, r, errTokenRefused)
 		return
 	}
@@ -117,19 +116,6 @@ func (a *api) info(ra *core.RA) RAInfo {
 		}
 	}
 	return in
-}
-
-// tokenRefusal says why tok cannot enrol with secret at now ("" if it can).
-func tokenRefusal(tok *core.RAToken, secret string, now time.Time) string {
-	switch {
-	case subtle.ConstantTimeCompare(tok.SecretHash, HashSecret(secret)) != 1:
-		return "wrong secret"
-	case !tok.UsedAt.IsZero():
-		return "already used"
-	case !now.Before(tok.ExpiresAt):
-		return "expired"
-	}
-	return ""
 }
 
 // enrolmentMark names an enrolment in the RA's client certificates (the

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"crypto/subtle"
 	"fmt"
 	"time"
 
@@ -70,14 +69,8 @@ func (s *Store) EnrolRA(ctx context.Context, id string, secretHash []byte, now t
 		if err != nil {
 			return mapErr(ctx, err)
 		}
-		if subtle.ConstantTimeCompare(t.SecretHash, secretHash) != 1 {
-			return fmt.Errorf("%w: wrong secret", store.ErrTokenUnusable)
-		}
-		if !t.UsedAt.IsZero() {
-			return fmt.Errorf("%w: already used", store.ErrTokenUnusable)
-		}
-		if !now.Before(t.ExpiresAt) {
-			return fmt.Errorf("%w: expired", store.ErrTokenUnusable)
+		if err := store.Redeemable(t, secretHash, now); err != nil {
+			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE ra_tokens SET used_at = $1 WHERE id = $2`, ts(now), id); err != nil {
 			return mapErr(ctx, err)

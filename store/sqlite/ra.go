@@ -2,10 +2,8 @@ package sqlite
 
 import (
 	"context"
-	"crypto/subtle"
 	"database/sql"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/policyca/policyca/core"
@@ -59,7 +57,7 @@ func (s *Store) EnrolRA(ctx context.Context, id string, secretHash []byte, now t
 		if err != nil {
 			return err
 		}
-		if err := redeemable(t, secretHash, now); err != nil {
+		if err := store.Redeemable(t, secretHash, now); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE ra_tokens SET used_at = ? WHERE id = ? AND used_at IS NULL`,
@@ -84,22 +82,6 @@ ON CONFLICT (name) DO UPDATE SET provisioners = excluded.provisioners, enrolled_
 		return err
 	}
 	*ra = *out
-	return nil
-}
-
-// redeemable says why t cannot be redeemed with secretHash at now.
-func redeemable(t *core.RAToken, secretHash []byte, now time.Time) error {
-	// Constant time: the comparison must not tell an attacker how much of
-	// a guessed secret was right.
-	match := subtle.ConstantTimeCompare(t.SecretHash, secretHash) == 1
-	switch {
-	case !match:
-		return fmt.Errorf("%w: wrong secret", store.ErrTokenUnusable)
-	case !t.UsedAt.IsZero():
-		return fmt.Errorf("%w: already used", store.ErrTokenUnusable)
-	case !now.Before(t.ExpiresAt):
-		return fmt.Errorf("%w: expired", store.ErrTokenUnusable)
-	}
 	return nil
 }
 
