@@ -147,18 +147,7 @@ func TestConnectionKilledMidTransaction(t *testing.T) {
 			s := open(t, url)
 			acct := mustAccount(t, s, "killed")
 			o := mustOrder(t, s, acct, "a.example.internal")
-			admin, err := pgx.Connect(t.Context(), url)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer admin.Close(context.Background())
-			locker, err := admin.Begin(t.Context())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := locker.Exec(t.Context(), "LOCK TABLE "+tc.lock+" IN ACCESS EXCLUSIVE MODE"); err != nil {
-				t.Fatal(err)
-			}
+			unlock := lockTable(t, url, tc.lock)
 
 			done := make(chan error, 1)
 			go func() { done <- tc.write(t.Context(), s, acct, o) }()
@@ -187,9 +176,7 @@ func TestConnectionKilledMidTransaction(t *testing.T) {
 			if err := <-done; !errors.Is(err, ErrUnavailable) {
 				t.Fatalf("interrupted %s: %v, want ErrUnavailable", tc.name, err)
 			}
-			if err := locker.Rollback(t.Context()); err != nil {
-				t.Fatal(err)
-			}
+			unlock()
 			tc.check(t, s, acct, o)
 		})
 	}
@@ -203,23 +190,34 @@ func TestHoldsValidAuthorizationIsBounded(t *testing.T) {
 	url := pgtest.Shared(t)
 	s := open(t, url, WithTimeout(200*time.Millisecond))
 	acct := mustAccount(t, s, "bounded")
+	lockTable(t, url, "authorizations")
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	_, err := s.HoldsValidAuthorization(ctx, acct.ID, core.Identifier{Type: core.DNS, Value: "a.example.internal"}, false, time.Now())
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("HoldsValidAuthorization against a locked table: %v, want ErrUnavailable", err)
+	}
+}
+
+// lockTable holds an exclusive lock on table, from another connection,
+// until unlock is called or the test ends.
+func lockTable(t *testing.T, url, table string) (unlock func()) {
+	t.Helper()
 	admin, err := pgx.Connect(t.Context(), url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer admin.Close(context.Background())
+	t.Cleanup(func() { admin.Close(context.Background()) })
 	locker, err := admin.Begin(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer locker.Rollback(context.Background())
-	if _, err := locker.Exec(t.Context(), "LOCK TABLE authorizations IN ACCESS EXCLUSIVE MODE"); err != nil {
+	if _, err := locker.Exec(t.Context(), "LOCK TABLE "+table+" IN ACCESS EXCLUSIVE MODE"); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	_, err = s.HoldsValidAuthorization(ctx, acct.ID, core.Identifier{Type: core.DNS, Value: "a.example.internal"}, false, time.Now())
-	if !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("HoldsValidAuthorization against a locked table: %v, want ErrUnavailable", err)
+	return func() {
+		if err := locker.Rollback(t.Context()); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
