@@ -307,16 +307,8 @@ func (c *Config) Validate() error {
 	}
 	req("listen", c.Listen)
 	if c.Listen != "" {
-		host, port, err := net.SplitHostPort(c.Listen)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("field \"listen\": %v", err))
-		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-			errs = append(errs, fmt.Errorf("field \"listen\": %q is not a TCP port", port))
-		} else if ip := net.ParseIP(host); (host == "" || ip != nil && ip.IsUnspecified()) && c.ExternalURL == "" {
-			// The URLs the CA hands out come from external_url, or else
-			// from the listen address: https://0.0.0.0:8443/… reaches no one.
-			errs = append(errs, fmt.Errorf("field \"listen\": %q listens on every address, so \"external_url\" "+
-				"(the https URL clients use, e.g. https://ca.example.internal:8443) is required", c.Listen))
+		if err := CheckListen(c.Listen, c.ExternalURL); err != nil {
+			errs = append(errs, fmt.Errorf("field \"listen\": %w", err))
 		}
 	}
 	if c.ExternalURL != "" {
@@ -424,21 +416,52 @@ func (c *Config) Validate() error {
 		if p.DefaultLifetime.D() < time.Minute {
 			errs = append(errs, fmt.Errorf("field %q: at least 1m", f+".default_lifetime"))
 		}
-		for _, port := range []struct {
-			n string
-			v int
-		}{{"http01_port", p.Validation.HTTP01Port}, {"tlsalpn01_port", p.Validation.TLSALPN01Port}} {
-			if port.v < 1 || port.v > 65535 {
-				errs = append(errs, fmt.Errorf("field %q: port %d out of range", f+".validation."+port.n, port.v))
-			}
-		}
-		for j, r := range p.Validation.Resolvers {
-			if _, _, err := net.SplitHostPort(r); err != nil {
-				errs = append(errs, fmt.Errorf("field %q: %v", fmt.Sprintf("%s.validation.resolvers[%d]", f, j), err))
-			}
-		}
+		errs = append(errs, p.Validation.Check(f+".validation.")...)
 	}
 	return errors.Join(errs...)
+}
+
+// CheckListen checks a listen address (the CA's or an RA's): host:port
+// with a TCP port, and, on every address (0.0.0.0, [::], no host), an
+// externalURL: the URLs handed out come from it, or else from the listen
+// address, and https://0.0.0.0:8443/… reaches no one.
+func CheckListen(listen, externalURL string) error {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return err
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q is not a TCP port", port)
+	}
+	if ip := net.ParseIP(host); (host == "" || ip != nil && ip.IsUnspecified()) && externalURL == "" {
+		return fmt.Errorf("%q listens on every address, so \"external_url\" "+
+			"(the https URL clients use, e.g. https://ca.example.internal:8443) is required", listen)
+	}
+	return nil
+}
+
+// Check checks validation settings (0 is a default, allowed); each error
+// names its field, prefix first ("provisioners[0].validation." in
+// policyca.json, "validation." in an RA's ra.json).
+func (v Validation) Check(prefix string) []error {
+	var errs []error
+	for _, p := range []struct {
+		name string
+		port int
+	}{{"http01_port", v.HTTP01Port}, {"tlsalpn01_port", v.TLSALPN01Port}} {
+		if p.port < 0 || p.port > 65535 {
+			errs = append(errs, fmt.Errorf("field %q: port %d out of range", prefix+p.name, p.port))
+		}
+	}
+	for i, r := range v.Resolvers {
+		if _, port, err := net.SplitHostPort(r); err != nil || port == "" {
+			errs = append(errs, fmt.Errorf("field %q: %q is not host:port", fmt.Sprintf("%sresolvers[%d]", prefix, i), r))
+		}
+	}
+	if v.Timeout.D() < 0 {
+		errs = append(errs, fmt.Errorf("field %q: %s is negative", prefix+"timeout", v.Timeout.D()))
+	}
+	return errs
 }
 
 // Path resolves a path from the file against the file's directory.

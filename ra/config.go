@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,39 +100,16 @@ func (c *Config) validate() error {
 	req("listener_key", c.ListenerKey)
 	req("database", c.Database)
 	req("policy_bundle", c.PolicyBundle)
-	if host, _, err := net.SplitHostPort(c.Listen); c.Listen != "" && err != nil {
-		errs = append(errs, fmt.Errorf("field \"listen\": %v", err))
-	} else if ip := net.ParseIP(host); c.Listen != "" && (host == "" || ip != nil && ip.IsUnspecified()) && c.ExternalURL == "" {
-		errs = append(errs, fmt.Errorf("field \"listen\": %q listens on every address, so \"external_url\" is required", c.Listen))
+	if c.Listen != "" {
+		if err := config.CheckListen(c.Listen, c.ExternalURL); err != nil {
+			errs = append(errs, fmt.Errorf("field \"listen\": %w", err))
+		}
 	}
 	if len(c.Provisioners) == 0 {
 		errs = append(errs, errors.New("no provisioners: the CA assigned none to this RA"))
 	}
-	errs = append(errs, checkValidation(c.Validation, "validation.")...)
+	errs = append(errs, c.Validation.Check("validation.")...)
 	return errors.Join(errs...)
-}
-
-// checkValidation checks the validation settings, naming each field with
-// prefix ("validation." in ra.json, "--" for enroll's flags).
-func checkValidation(v config.Validation, prefix string) []error {
-	var errs []error
-	for _, p := range []struct {
-		name string
-		port int
-	}{{"http01_port", v.HTTP01Port}, {"tlsalpn01_port", v.TLSALPN01Port}} {
-		if p.port < 0 || p.port > 65535 {
-			errs = append(errs, fmt.Errorf("field %q: %d is not a TCP port", prefix+p.name, p.port))
-		}
-	}
-	for i, r := range v.Resolvers {
-		if _, port, err := net.SplitHostPort(r); err != nil || port == "" {
-			errs = append(errs, fmt.Errorf("field \"%sresolvers[%d]\": %q is not host:port", prefix, i, r))
-		}
-	}
-	if v.Timeout.D() < 0 {
-		errs = append(errs, fmt.Errorf("field %q: %s is negative", prefix+"timeout", v.Timeout.D()))
-	}
-	return errs
 }
 
 // Path resolves p against the configuration's directory.

@@ -16,7 +16,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -57,24 +56,22 @@ func Enroll(ctx context.Context, o EnrollOptions) (*Config, error) {
 	if o.StateDir == "" || o.Listen == "" {
 		return nil, errors.New("enroll: a state directory and a listen address are required")
 	}
-	host, port, err := net.SplitHostPort(o.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("--listen: %w", err)
-	}
 	// Everything local is checked before the token is redeemed: a token
 	// is good for one enrolment, and a state directory that is enrolled
 	// cannot be enrolled again.
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return nil, fmt.Errorf("--listen: %q is not a TCP port", port)
+	if err := config.CheckListen(o.Listen, o.ExternalURL); err != nil {
+		return nil, fmt.Errorf("--listen: %w", err)
+	}
+	host, port, _ := net.SplitHostPort(o.Listen)
+	if port == "0" {
+		return nil, errors.New("--listen: give the port the RA's clients connect to, not 0")
 	}
 	if o.ExternalURL != "" {
 		if u, err := url.Parse(o.ExternalURL); err != nil || u.Scheme != "https" || u.Host == "" {
 			return nil, fmt.Errorf("--external-url: %q is not an https URL", o.ExternalURL)
 		}
-	} else if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
-		return nil, fmt.Errorf("--listen %s listens on every address: give --external-url, the https URL the RA's clients use", o.Listen)
 	}
-	if errs := checkValidation(o.Validation, ""); len(errs) > 0 {
+	if errs := o.Validation.Check(""); len(errs) > 0 {
 		return nil, fmt.Errorf("validation settings: %w", errors.Join(errs...))
 	}
 	state, err := filepath.Abs(o.StateDir)
