@@ -1,6 +1,7 @@
 package acme
 
 import (
+	"slices"
 	"time"
 
 	"github.com/policyca/policyca/core"
@@ -121,22 +122,13 @@ func (p *provisioner) authzJSON(a *core.Authorization) authzJSON {
 	// validated, an invalid one the challenge that was attempted and
 	// failed. One made invalid without an attempt (expired, deactivated)
 	// lists them all.
-	show := func(*core.Challenge) bool { return true }
-	switch a.Status {
-	case core.StatusValid, core.StatusInvalid:
-		want := core.StatusValid
-		if a.Status == core.StatusInvalid {
-			want = core.StatusInvalid
-		}
-		for i := range a.Challenges {
-			if a.Challenges[i].Status == want {
-				show = func(c *core.Challenge) bool { return c.Status == want }
-				break
-			}
-		}
+	var only core.Status // "": all
+	if (a.Status == core.StatusValid || a.Status == core.StatusInvalid) &&
+		slices.ContainsFunc(a.Challenges, func(c core.Challenge) bool { return c.Status == a.Status }) {
+		only = a.Status
 	}
 	for i := range a.Challenges {
-		if c := &a.Challenges[i]; show(c) {
+		if c := &a.Challenges[i]; only == "" || c.Status == only {
 			j.Challenges = append(j.Challenges, p.challengeJSON(a, c))
 		}
 	}
