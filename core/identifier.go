@@ -119,13 +119,17 @@ func NormalizeIdentifiers(ids []Identifier) ([]Identifier, error) {
 			Subproblems: probs,
 		}
 	}
-	slices.SortFunc(out, func(a, b Identifier) int {
-		if c := cmp.Compare(a.Type, b.Type); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Value, b.Value)
-	})
+	slices.SortFunc(out, CompareIdentifiers)
 	return slices.Compact(out), nil
+}
+
+// CompareIdentifiers orders identifiers by type, then value: the order of
+// normalised identifier lists.
+func CompareIdentifiers(a, b Identifier) int {
+	if c := cmp.Compare(a.Type, b.Type); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Value, b.Value)
 }
 
 func identifierError(kind ErrorKind, id Identifier, detail string) *Error {

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
-	"strings"
 
 	jose "github.com/go-jose/go-jose/v4"
 
@@ -139,10 +138,10 @@ type accountFacts struct {
 	known  bool
 	status core.Status
 	prov   string
-	// kid and policy are the EAB key that bound the account and its
-	// account policy ("" and nil without a binding).
-	kid    string
-	policy []byte
+	// kid, reference and policy are the EAB key that bound the account,
+	// its reference and its account policy ("" and nil without a binding).
+	kid, reference string
+	policy         []byte
 }
 
 // accountRecord reads what the CA's store says of account id.
@@ -162,7 +161,7 @@ func (a *api) accountRecord(ctx context.Context, id string) (accountFacts, error
 	if err != nil {
 		return accountFacts{}, storeErr(err, "cannot look up the account's EAB key")
 	}
-	f.kid, f.policy = k.ID, k.Policy
+	f.kid, f.reference, f.policy = k.ID, k.Reference, k.Policy
 	return f, nil
 }
 
@@ -295,11 +294,7 @@ func (a *api) handleAccount(w http.ResponseWriter, r *http.Request, ra *core.RA)
 	}
 	info := AccountInfo{}
 	if acct.kid != "" {
-		k, err := a.Store.GetEABKey(r.Context(), acct.kid)
-		if err != nil {
-			return storeErr(err, "cannot look up the account's EAB key")
-		}
-		info.EAB = &EABInfo{KeyID: k.ID, Reference: k.Reference}
+		info.EAB = &EABInfo{KeyID: acct.kid, Reference: acct.reference}
 		info.Policy = acct.policy
 	}
 	writeJSON(w, http.StatusOK, info)
@@ -375,11 +370,6 @@ func sameIdentifiers(x, y []core.Identifier) bool {
 	if len(x) != len(y) {
 		return false
 	}
-	cmp := func(a, b core.Identifier) int {
-		if c := strings.Compare(string(a.Type), string(b.Type)); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Value, b.Value)
-	}
-	return slices.Equal(slices.SortedFunc(slices.Values(x), cmp), slices.SortedFunc(slices.Values(y), cmp))
+	return slices.Equal(slices.SortedFunc(slices.Values(x), core.CompareIdentifiers),
+		slices.SortedFunc(slices.Values(y), core.CompareIdentifiers))
 }
