@@ -65,7 +65,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request, req *reque
 			if rec.Provisioner != req.prov.Name {
 				return core.Errorf(core.KindUnauthorized, "the certificate was issued through another provisioner")
 			}
-			if err := s.authorizedFor(r, req.acct.ID, cert); err != nil {
+			if err := s.authorizedFor(r, req.acct.ID, rec.Names); err != nil {
 				return err
 			}
 		}
@@ -84,37 +84,27 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request, req *reque
 }
 
 // authorizedFor returns nil if the account holds a valid, unexpired
-// authorization for every name of cert (a wildcard name needs a wildcard
-// authorization for its base name), which §7.6 says makes it one of the
-// accounts that may revoke the certificate.
-func (s *Server) authorizedFor(r *http.Request, accountID string, cert *x509.Certificate) error {
-	ids := make([]core.Identifier, 0, len(cert.DNSNames)+len(cert.IPAddresses))
-	for _, n := range cert.DNSNames {
-		ids = append(ids, core.Identifier{Type: core.DNS, Value: n})
-	}
-	for _, ip := range cert.IPAddresses {
-		ids = append(ids, core.Identifier{Type: core.IP, Value: ip.String()})
-	}
-	if len(ids) == 0 {
+// authorization for every name of the certificate (names, as the CA
+// recorded them; a wildcard name needs a wildcard authorization for its
+// base name), which §7.6 says makes it one of the accounts that may revoke
+// the certificate.
+func (s *Server) authorizedFor(r *http.Request, accountID string, names []core.Identifier) error {
+	if len(names) == 0 {
 		return core.Errorf(core.KindUnauthorized, "the certificate belongs to another account")
 	}
 	now := s.now()
-	for _, id := range ids {
-		n, err := core.NormalizeIdentifier(id)
-		if err != nil {
-			return core.Errorf(core.KindUnauthorized, "the certificate belongs to another account")
+	for _, n := range names {
+		id, wildcard := n, false
+		if base, ok := strings.CutPrefix(n.Value, "*."); ok && n.Type == core.DNS {
+			id.Value, wildcard = base, true
 		}
-		wildcard := n.Type == core.DNS && strings.HasPrefix(n.Value, "*.")
-		if wildcard {
-			n.Value = strings.TrimPrefix(n.Value, "*.")
-		}
-		ok, err := s.store.HoldsValidAuthorization(r.Context(), accountID, n, wildcard, now)
+		ok, err := s.store.HoldsValidAuthorization(r.Context(), accountID, id, wildcard, now)
 		if err != nil {
 			return storeError(err, "cannot look up authorizations")
 		}
 		if !ok {
 			return core.Errorf(core.KindUnauthorized,
-				"the certificate belongs to another account, and this account holds no valid authorization for %s", id.Value)
+				"the certificate belongs to another account, and this account holds no valid authorization for %s", n.Value)
 		}
 	}
 	return nil
