@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/bundle"
@@ -404,9 +406,14 @@ func indexData(data map[string]any) map[string]any {
 // compiled is one loaded bundle, ready to evaluate.
 type compiled struct {
 	pq rego.PreparedEvalQuery
-	// fast is pq with the name rules evaluated in Go (names.go), nil
-	// when the bundle's name rules are not the default's.
-	fast     *rego.PreparedEvalQuery
+	// fast is pq with the name rules evaluated in Go (names.go), and
+	// layer and lifetime when the bundle allows (fastrules.go); nil when
+	// the bundle's name rules are not the default's.
+	fast *rego.PreparedEvalQuery
+	// layers is what fast's layer reads from the bundle's data.
+	layers atomic.Pointer[layerData]
+	// goRules names the rules fast evaluates in Go.
+	goRules  []string
 	revision string
 	name     string
 	// raw is the .tar.gz the bundle was read from (as fetched, the file,
@@ -450,10 +457,26 @@ func compileWithStore(ctx context.Context, name string, b *bundle.Bundle, store 
 	}
 	c := &compiled{pq: pq, revision: b.Manifest.Revision, name: name}
 	if stockNameRules(mods) {
-		// A bundle that compiles as written but not with the name rules in
-		// Go is evaluated as written.
-		if fast, err := prepare(ctx, append(opts, nameBuiltin), withGoNameRules(mods)); err == nil {
+		repl := map[string]*ast.Rule{"name_violations": fastNameRule}
+		fastOpts := append(slices.Clip(opts), nameBuiltin)
+		if layerDataIsBase(mods) {
+			d, err := readLayerData(ctx, store)
+			if err != nil {
+				return nil, err
+			}
+			c.layers.Store(d)
+			repl["layer"] = fastLayerRule
+			fastOpts = append(fastOpts, layerBuiltin(&c.layers))
+		}
+		if stockLifetime(mods) {
+			repl["lifetime"] = fastLifetimeRule
+			fastOpts = append(fastOpts, lifetimeBuiltin)
+		}
+		// A bundle that compiles as written but not with these rules in Go
+		// is evaluated as written.
+		if fast, err := prepare(ctx, fastOpts, withRulesReplaced(mods, repl)); err == nil {
 			c.fast = &fast
+			c.goRules = slices.Sorted(maps.Keys(repl))
 		}
 	}
 	return c, nil

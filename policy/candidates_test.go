@@ -133,12 +133,17 @@ func TestEngineAgreesWithStockEvaluation(t *testing.T) {
 				"ip":  []any{"10.9.0.0/16", "10.1.2.3"},
 			},
 			"allow_wildcard_names": true,
+			"max_lifetime":         "2160h",
 		},
 		"provisioners": map[string]any{
 			"acme": map[string]any{},
 			"dev":  layer(map[string]any{"dns": []any{".dev.internal", ".svc.example.com"}, "ip": []any{"10.0.0.0/9"}}, nil),
 		},
 	}
+	// Lifetimes: a default and a cap of equal length (the least text
+	// wins), and an account cap below both (accounts[1]).
+	data["provisioners"].(map[string]any)["dev"].(map[string]any)["default_lifetime"] = "24h"
+	data["provisioners"].(map[string]any)["dev"].(map[string]any)["max_lifetime"] = "1440m"
 	e, err := NewEngine(EngineConfig{Path: writeBundle(t, data), Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +153,11 @@ func TestEngineAgreesWithStockEvaluation(t *testing.T) {
 	}
 	stock := stockQuery(t, DecisionQuery, data)
 	accounts := []any{nil,
-		layer(map[string]any{"dns": []any{".team.dev.internal"}}, map[string]any{"ip": []any{"10.0.0.0/24"}}),
+		func() map[string]any {
+			l := layer(map[string]any{"dns": []any{".team.dev.internal"}}, map[string]any{"ip": []any{"10.0.0.0/24"}})
+			l["max_lifetime"] = "12h"
+			return l
+		}(),
 		layer(nil, map[string]any{"dns": []any{"a.dev.internal"}, "email": []any{"corp.internal"}}),
 	}
 	ids := []core.Identifier{
@@ -200,7 +209,7 @@ func TestEngineAgreesWithStockEvaluation(t *testing.T) {
 						}
 						want := stockDecision(t, stock, in)
 						if got.Allow != want.Allow || !reflect.DeepEqual(got.Violations, want.Violations) || got.Lifetime != want.Lifetime {
-							t.Errorf("%s:\nengine %v %+v\nstock  %v %+v", name, got.Allow, got.Violations, want.Allow, want.Violations)
+							t.Errorf("%s:\nengine %v %+v %q\nstock  %v %+v %q", name, got.Allow, got.Violations, got.Lifetime, want.Allow, want.Violations, want.Lifetime)
 						}
 						n++
 					}

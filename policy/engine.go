@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -192,7 +193,8 @@ func (e *Engine) Reload(ctx context.Context) error {
 	if c.fast != nil {
 		nameRules = "go"
 	}
-	e.log.InfoContext(ctx, "policy bundle loaded", "source", e.sourceName(), "revision", c.revision, "name_rules", nameRules)
+	e.log.InfoContext(ctx, "policy bundle loaded", "source", e.sourceName(), "revision", c.revision, "name_rules", nameRules,
+		"rules_in_go", strings.Join(c.goRules, ","))
 	return nil
 }
 

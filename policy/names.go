@@ -49,32 +49,6 @@ const nameBuiltinName = "policyca.name_violations"
 var fastNameRule = ast.MustParseModuleWithOpts("package "+Root+"\n\nname_violations := "+
 	nameBuiltinName+"(input, layer)\n", ast.ParserOptions{RegoVersion: ast.RegoV1}).Rules[0]
 
-// withGoNameRules returns mods with the name_violations rules replaced by
-// fastNameRule (in copies of the modules that hold them); mods must have
-// passed stockNameRules.
-func withGoNameRules(mods []*ast.Module) []*ast.Module {
-	out := make([]*ast.Module, len(mods))
-	added := false
-	for i, m := range mods {
-		if m.Package.Path.String() != "data."+Root || !slices.ContainsFunc(m.Rules, isNameViolations) {
-			out[i] = m
-			continue
-		}
-		c := m.Copy()
-		c.Rules = slices.DeleteFunc(c.Rules, isNameViolations)
-		if !added {
-			nr := fastNameRule.Copy()
-			nr.Module = c
-			c.Rules = append(c.Rules, nr)
-			added = true
-		}
-		out[i] = c
-	}
-	return out
-}
-
-func isNameViolations(r *ast.Rule) bool { return ruleName(r) == "name_violations" }
-
 // nameBuiltin declares the Go implementation to OPA.
 var nameBuiltin = rego.Function2(&rego.Function{
 	Name: nameBuiltinName,
@@ -176,9 +150,11 @@ var builtinNames = sync.OnceValue(func() map[string]bool {
 			m[first] = true
 		}
 	}
-	// And the Go implementation's own name, which a rule could take over.
-	first, _, _ := strings.Cut(nameBuiltinName, ".")
-	m[first], m[nameBuiltinName] = true, true
+	// And the Go implementations' own names, which a rule could take over.
+	for _, n := range []string{nameBuiltinName, layerBuiltinName, lifetimeBuiltinName} {
+		first, _, _ := strings.Cut(n, ".")
+		m[first], m[n] = true, true
+	}
 	return m
 })
 

@@ -214,6 +214,7 @@ func FuzzNameViolations(f *testing.F) {
 		}
 		return "." + l2
 	}
+	lifetimes := []string{"24h", "1440m", "90m", "1h30m", "2160h", "5400s", "1h"}
 	ipRule := func(b byte) string {
 		return []string{"10.0.0.0/8", "10.1.2.3", "10.1.0.0/16", "fc00::/7", "::1", "192.168.0.0/16"}[int(b)%6]
 	}
@@ -248,6 +249,14 @@ func FuzzNameViolations(f *testing.F) {
 			m[typ] = append(list, p)
 			if b%11 == 5 {
 				l["allow_wildcard_names"] = b%2 == 0
+			}
+			// Lifetimes, some equally long in other units (the least
+			// text wins a tie).
+			if b%13 == 7 {
+				l["max_lifetime"] = lifetimes[int(b/13)%len(lifetimes)]
+			}
+			if b%17 == 3 && i%3 == 1 {
+				l["default_lifetime"] = lifetimes[int(b/17)%len(lifetimes)]
 			}
 		}
 		data := map[string]any{"authority": layers[0], "provisioners": map[string]any{"acme": layers[1]}}
@@ -303,6 +312,12 @@ func FuzzNameViolations(f *testing.F) {
 			return
 		}
 		setData(t, engStore, indexData(map[string]any{Root: data})[Root])
+		// The engine reads the layers' data once per bundle (fastrules.go).
+		ld, err := readLayerData(ctx, engStore)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eng.layers.Store(ld)
 		setData(t, stockStore, data)
 		pol, _ := json.Marshal(layers[2])
 		in := Input{Stage: stage, Provisioner: ProvisionerInfo{Name: "acme", Type: "acme"},
@@ -320,8 +335,9 @@ func FuzzNameViolations(f *testing.F) {
 			t.Fatal(err)
 		}
 		want := stockDecision(t, stock, in)
-		if got.Allow != want.Allow || !reflect.DeepEqual(got.Violations, want.Violations) {
-			t.Fatalf("%v under %v:\nengine %v %+v\nstock  %v %+v", ids, data, got.Allow, got.Violations, want.Allow, want.Violations)
+		if got.Allow != want.Allow || !reflect.DeepEqual(got.Violations, want.Violations) || got.Lifetime != want.Lifetime {
+			t.Fatalf("%v under %v:\nengine %v %+v %q\nstock  %v %+v %q", ids, data, got.Allow, got.Violations, got.Lifetime,
+				want.Allow, want.Violations, want.Lifetime)
 		}
 	})
 }

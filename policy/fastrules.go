@@ -1,0 +1,286 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/topdown"
+	"github.com/open-policy-agent/opa/v1/types"
+
+	"github.com/policyca/policyca/policies"
+)
+
+// layer and lifetime in Go, beside the name rules (names.go). In the fast
+// query (the one with the name rules in Go) two more stock rules of the
+// default bundle are replaced by Go implementations of the same rules,
+// when that cannot change a decision:
+//
+//	layer := policyca.layer(input)        # decision.rego
+//	lifetime := policyca.lifetime(layer)  # lifetime.rego
+//
+//   - layer, when nothing in the bundle defines a rule at or below
+//     data.policyca.authority or data.policyca.provisioners, which the Go
+//     reads from the bundle's data as it was loaded (layer itself is one
+//     of the stock rules the fast query already requires);
+//   - lifetime, when the bundle's lifetime and lifetime_limits rules are
+//     exactly the default's (compared rule by rule, like the name rules).
+//
+// lifetime_limits stays in Rego for any custom rule that reads it. The
+// rules that remain (the violation set, custom rules, keys, the decision
+// document) are evaluated in Rego as always. TestEngineAgreesWithStock-
+// Evaluation, TestFastLifetimeAgrees and FuzzNameViolations decide
+// requests both ways and compare.
+
+const (
+	layerBuiltinName    = "policyca.layer"
+	lifetimeBuiltinName = "policyca.lifetime"
+)
+
+var (
+	fastLayerRule    = mustRule("layer := " + layerBuiltinName + "(input)")
+	fastLifetimeRule = mustRule("lifetime := " + lifetimeBuiltinName + "(layer)")
+)
+
+func mustRule(text string) *ast.Rule {
+	return ast.MustParseModuleWithOpts("package "+Root+"\n\n"+text+"\n", ast.ParserOptions{RegoVersion: ast.RegoV1}).Rules[0]
+}
+
+// layerData is what the stock layer rule reads from the bundle's data:
+// data.policyca.authority and data.policyca.provisioners, nil when absent.
+type layerData struct {
+	authority, provisioners ast.Value
+}
+
+// readLayerData reads the layer data from store.
+func readLayerData(ctx context.Context, store storage.Store) (*layerData, error) {
+	read := func(key string) (ast.Value, error) {
+		v, err := storage.ReadOne(ctx, store, storage.Path{Root, key})
+		if storage.IsNotFound(err) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		av, err := ast.InterfaceToValue(v)
+		if err != nil {
+			return nil, fmt.Errorf("data.%s.%s: %w", Root, key, err)
+		}
+		return av, nil
+	}
+	a, err := read("authority")
+	if err != nil {
+		return nil, err
+	}
+	p, err := read("provisioners")
+	if err != nil {
+		return nil, err
+	}
+	return &layerData{authority: a, provisioners: p}, nil
+}
+
+// layerBuiltin is layer of decision.rego given input, over the data that
+// d holds (it is loaded once per bundle; tests that rewrite the store set
+// it again).
+func layerBuiltin(d *atomic.Pointer[layerData]) func(*rego.Rego) {
+	return rego.Function1(&rego.Function{
+		Name: layerBuiltinName,
+		Decl: types.NewFunction(types.Args(types.A), types.A),
+	}, func(_ rego.BuiltinContext, in *ast.Term) (*ast.Term, error) {
+		return ast.NewTerm(goLayer(d.Load(), in.Value)), nil
+	})
+}
+
+var (
+	termAuthority   = ast.StringTerm("authority")
+	termProvisioner = ast.StringTerm("provisioner")
+	termAccount     = ast.StringTerm("account")
+)
+
+// goLayer is
+//
+//	{"authority": data.policyca.authority,
+//	 "provisioner": data.policyca.provisioners[input.provisioner.name],
+//	 "account": input.account.policy}
+//
+// without the entries that are undefined, and without the account policy
+// when it is not an object.
+func goLayer(d *layerData, input ast.Value) ast.Object {
+	out := ast.NewObject()
+	if d.authority != nil {
+		out.Insert(termAuthority, ast.NewTerm(d.authority))
+	}
+	if ps, ok := d.provisioners.(ast.Object); ok {
+		if n := lookup(input, "provisioner", "name"); n != nil {
+			if p := ps.Get(ast.NewTerm(n)); p != nil {
+				out.Insert(termProvisioner, p)
+			}
+		}
+	}
+	if a, ok := lookup(input, "account", "policy").(ast.Object); ok {
+		out.Insert(termAccount, ast.NewTerm(a))
+	}
+	return out
+}
+
+// lifetimeBuiltin declares goLifetime to OPA.
+var lifetimeBuiltin = rego.Function1(&rego.Function{
+	Name: lifetimeBuiltinName,
+	Decl: types.NewFunction(types.Args(types.A), types.S),
+}, func(_ rego.BuiltinContext, layer *ast.Term) (*ast.Term, error) {
+	d, ok, err := goLifetime(layer.Value)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return ast.StringTerm(d), nil
+})
+
+// parseDurationNs is OPA's own time.parse_duration_ns, so that the Go
+// reads durations exactly as the Rego does (including OPA's d, w and y).
+var parseDurationNs = topdown.GetBuiltin(ast.ParseDurationNanos.Name)
+
+// goLifetime is lifetime of lifetime.rego given layer: of the provisioner
+// layer's default_lifetime and every layer's max_lifetime, the shortest
+// (the least text among equally long ones, as min over [ns, text] pairs
+// picks), and false when there is none. A value that is not a duration is
+// an error, as time.parse_duration_ns is with strict builtin errors.
+func goLifetime(layer ast.Value) (string, bool, error) {
+	var best *ast.Array
+	add := func(d *ast.Term) error {
+		var ns *ast.Term
+		err := parseDurationNs(topdown.BuiltinContext{}, []*ast.Term{d}, func(t *ast.Term) error {
+			ns = t
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", ast.ParseDurationNanos.Name, err)
+		}
+		if ns == nil {
+			return errors.New(ast.ParseDurationNanos.Name + ": no result")
+		}
+		pair := ast.NewArray(ns, d)
+		if best == nil || pair.Compare(best) < 0 {
+			best = pair
+		}
+		return nil
+	}
+	ls, ok := layer.(ast.Object)
+	if !ok {
+		return "", false, nil
+	}
+	if p, ok := lookup(ls, "provisioner").(ast.Object); ok {
+		if d := p.Get(ast.StringTerm("default_lifetime")); d != nil {
+			if err := add(d); err != nil {
+				return "", false, err
+			}
+		}
+	}
+	var err error
+	ls.Foreach(func(_, rules *ast.Term) {
+		r, ok := rules.Value.(ast.Object)
+		if !ok || err != nil {
+			return
+		}
+		if d := r.Get(ast.StringTerm("max_lifetime")); d != nil {
+			err = add(d)
+		}
+	})
+	if err != nil {
+		return "", false, err
+	}
+	if best == nil {
+		return "", false, nil
+	}
+	s, ok := best.Elem(1).Value.(ast.String)
+	if !ok {
+		return "", false, errors.New("lifetime: the shortest limit is not a string")
+	}
+	return string(s), true, nil
+}
+
+// stockLifetimeNames are the rules goLifetime stands for.
+var stockLifetimeNames = map[string]bool{"lifetime": true, "lifetime_limits": true}
+
+// loadStockLifetime reads the default bundle's lifetime rules, once.
+var loadStockLifetime = sync.OnceValues(func() ([]string, error) {
+	b, err := fs.ReadFile(policies.Default(), "lifetime.rego")
+	if err != nil {
+		return nil, err
+	}
+	m, err := ast.ParseModuleWithOpts("lifetime.rego", string(b), ast.ParserOptions{RegoVersion: ast.RegoV1})
+	if err != nil {
+		return nil, err
+	}
+	return namedRules([]*ast.Module{m}, stockLifetimeNames), nil
+})
+
+// stockLifetime reports whether the lifetime rules of mods are exactly
+// the default bundle's, and the names they call mean what they do there.
+func stockLifetime(mods []*ast.Module) bool {
+	stock, err := loadStockLifetime()
+	return err == nil && slices.Equal(namedRules(mods, stockLifetimeNames), stock) &&
+		!shadowsBuiltins(mods, stockLifetimeNames)
+}
+
+// layerDataIsBase reports whether no rule of mods is defined at or below
+// data.policyca.authority or data.policyca.provisioners, so that what the
+// stock layer rule reads there is the bundle's data alone.
+func layerDataIsBase(mods []*ast.Module) bool {
+	for _, m := range mods {
+		pkg := m.Package.Path.String()
+		for _, key := range []string{"authority", "provisioners"} {
+			under := "data." + Root + "." + key
+			if pkg == under || strings.HasPrefix(pkg, under+".") || strings.HasPrefix(pkg, under+"[") {
+				return false
+			}
+		}
+		if pkg != "data."+Root {
+			continue
+		}
+		for _, r := range m.Rules {
+			if n := ruleName(r); n == "authority" || n == "provisioners" {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// withRulesReplaced returns mods with every rule of package policyca
+// whose name is a key of repl replaced by repl's rule (in copies of the
+// modules that hold them; each replacement is added once).
+func withRulesReplaced(mods []*ast.Module, repl map[string]*ast.Rule) []*ast.Module {
+	out := make([]*ast.Module, len(mods))
+	added := map[string]bool{}
+	replaced := func(r *ast.Rule) bool { return repl[ruleName(r)] != nil }
+	for i, m := range mods {
+		if m.Package.Path.String() != "data."+Root || !slices.ContainsFunc(m.Rules, replaced) {
+			out[i] = m
+			continue
+		}
+		c := m.Copy()
+		var names []string
+		for _, r := range c.Rules {
+			if n := ruleName(r); repl[n] != nil && !added[n] {
+				added[n] = true
+				names = append(names, n)
+			}
+		}
+		c.Rules = slices.DeleteFunc(c.Rules, replaced)
+		for _, n := range names {
+			nr := repl[n].Copy()
+			nr.Module = c
+			c.Rules = append(c.Rules, nr)
+		}
+		out[i] = c
+	}
+	return out
+}

@@ -1,0 +1,147 @@
+package policy
+
+import (
+	"context"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+
+	"github.com/policyca/policyca/core"
+)
+
+// goLifetime decides as lifetime.rego does, for any layer value: errors
+// where the Rego's duration parse fails (strict builtin errors), the
+// same text where it is defined, undefined where it is.
+func TestFastLifetimeAgrees(t *testing.T) {
+	ctx := context.Background()
+	src, err := os.ReadFile("../policies/rego/lifetime.rego")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pq, err := rego.New(
+		rego.Query("data.policyca.lifetime"),
+		rego.Module("lifetime.rego", string(src)),
+		rego.Module("layer.rego", "package policyca\n\nlayer := input.layer\n"),
+		rego.SetRegoVersion(ast.RegoV1),
+		rego.StrictBuiltinErrors(true),
+	).PrepareForEval(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, layer := range []string{
+		`{}`,
+		`{"authority": {}}`,
+		`{"authority": {"max_lifetime": "2160h"}}`,
+		`{"authority": {"max_lifetime": "2160h"}, "provisioner": {"default_lifetime": "24h"}}`,
+		// Equally long: the least text.
+		`{"authority": {"max_lifetime": "24h"}, "provisioner": {"max_lifetime": "1440m"}}`,
+		`{"authority": {"max_lifetime": "1d"}, "provisioner": {"default_lifetime": "24h"}}`,
+		`{"authority": {"max_lifetime": "1w"}, "account": {"max_lifetime": "90m"}}`,
+		`{"authority": {"max_lifetime": "1h"}, "provisioner": {"default_lifetime": "2h"}, "account": {"max_lifetime": "3600s"}}`,
+		// default_lifetime counts for the provisioner only.
+		`{"authority": {"default_lifetime": "1m"}, "account": {"default_lifetime": "1m"}}`,
+		// Not durations: errors.
+		`{"authority": {"max_lifetime": "7x"}}`,
+		`{"authority": {"max_lifetime": ""}}`,
+		`{"authority": {"max_lifetime": 5}}`,
+		`{"authority": {"max_lifetime": null}}`,
+		`{"provisioner": {"default_lifetime": ["24h"]}}`,
+		`{"authority": {"max_lifetime": "-1h"}, "provisioner": {"default_lifetime": "1h"}}`,
+		// Layers that are not objects hold no limits.
+		`{"authority": ["max_lifetime"], "provisioner": "max_lifetime", "account": null}`,
+		`{"authority": {"max_lifetime": "2h"}, "provisioner": ["default_lifetime"]}`,
+		`{"authority": {"keys": {"max_lifetime": "1h"}}}`,
+		`[]`, `"layer"`, `null`,
+	} {
+		lv := ast.MustParseTerm(layer)
+		rs, rerr := pq.Eval(ctx, rego.EvalParsedInput(ast.NewObject(ast.Item(ast.StringTerm("layer"), lv))))
+		want, wantOK := "", false
+		if rerr == nil && len(rs) == 1 {
+			want, wantOK = rs[0].Expressions[0].Value.(string)
+			if !wantOK {
+				t.Fatalf("%s: Rego lifetime %v", layer, rs[0].Expressions[0].Value)
+			}
+		}
+		got, ok, err := goLifetime(lv.Value)
+		if (err != nil) != (rerr != nil) || ok != wantOK || got != want {
+			t.Errorf("%s: Go %q %v %v, Rego %q %v %v", layer, got, ok, err, want, wantOK, rerr)
+		}
+	}
+}
+
+// layer and lifetime run in Go only when the Rego would decide the same:
+// otherwise the engine decides as the bundle's Rego, as written.
+func TestFastRulesOnlyWhenSafe(t *testing.T) {
+	ctx := context.Background()
+	same := func(_, s string) string { return s }
+	data := map[string]any{
+		"authority":    map[string]any{"allow": map[string]any{"dns": []any{".internal"}}, "max_lifetime": "2160h"},
+		"provisioners": map[string]any{"acme": map[string]any{"default_lifetime": "24h"}},
+	}
+	for _, tc := range []struct {
+		name     string
+		edit     func(name, text string) string
+		extra    map[string]string
+		goRules  []string
+		lifetime string
+		allow    bool
+	}{
+		{name: "default", edit: same, goRules: []string{"layer", "lifetime", "name_violations"},
+			lifetime: "24h0m0s", allow: true},
+		{name: "lifetime edited", goRules: []string{"layer", "name_violations"}, lifetime: "2160h0m0s", allow: true,
+			edit: func(name, s string) string {
+				return strings.Replace(s, "lifetime := min(lifetime_limits)[1]", "lifetime := max(lifetime_limits)[1]", 1)
+			}},
+		{name: "lifetime_limits extended", edit: same, goRules: []string{"layer", "name_violations"}, lifetime: "1h0m0s", allow: true,
+			extra: map[string]string{"more.rego": "package policyca\n\nlifetime_limits contains [3600000000000, \"1h\"]\n"}},
+		{name: "a custom rule reads lifetime_limits", edit: same, goRules: []string{"layer", "lifetime", "name_violations"},
+			lifetime: "24h0m0s",
+			extra: map[string]string{"more.rego": "package policyca\n\nviolation contains {\"type\": \"x\", \"value\": \"x\", \"layer\": \"authority\", \"reason\": \"two limits\"} if count(lifetime_limits) != 2\n"},
+			allow: true},
+		{name: "authority in Rego", goRules: []string{"lifetime", "name_violations"}, lifetime: "1h0m0s",
+			edit: same, extra: map[string]string{"auth.rego": "package policyca\n\nauthority := {\"allow\": {\"dns\": [\".other\"]}, \"max_lifetime\": \"1h\", \"allow_wildcard_names\": false}\n"},
+			allow: false},
+		{name: "a rule below the provisioners", goRules: []string{"lifetime", "name_violations"}, lifetime: "2h0m0s",
+			edit: same, extra: map[string]string{"prov.rego": "package policyca.provisioners.acme\n\nmax_lifetime := \"2h\"\n"},
+			allow: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := data
+			if tc.name == "authority in Rego" {
+				d = map[string]any{"provisioners": data["provisioners"]}
+			}
+			e, err := NewEngine(EngineConfig{Path: editedBundle(t, d, tc.edit, tc.extra), Logger: quietLogger()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := e.cur.Load()
+			if c.fast == nil || !slices.Equal(c.goRules, tc.goRules) {
+				t.Fatalf("rules in Go %v, want %v", c.goRules, tc.goRules)
+			}
+			in := Input{Stage: StageOrder, Provisioner: ProvisionerInfo{Name: "acme", Type: "acme"},
+				Identifiers: []core.Identifier{{Type: core.DNS, Value: "a.b.internal"}}}
+			got, err := e.Decide(ctx, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, _, err := in.valueCandidates(in.Time, &e.policies)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := c.eval(ctx, &c.pq, v, in.Time, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Allow != want.Allow || got.Lifetime != want.Lifetime || len(got.Violations) != len(want.Violations) {
+				t.Fatalf("engine %+v, Rego as written %+v", got, want)
+			}
+			if got.Allow != tc.allow || got.Lifetime.String() != tc.lifetime {
+				t.Fatalf("decision %+v, want allow %v lifetime %s", got, tc.allow, tc.lifetime)
+			}
+		})
+	}
+}
