@@ -149,7 +149,7 @@ func (c *candidateSets) add(typ, value string) {
 func (c *candidateSets) term() *ast.Term {
 	items := make([][2]*ast.Term, 0, len(c.byType))
 	for typ, obj := range c.byType {
-		items = append(items, ast.Item(ast.StringTerm(typ), ast.NewTerm(obj)))
+		items = append(items, ast.Item(key(typ), ast.NewTerm(obj)))
 	}
 	return ast.ObjectTerm(items...)
 }

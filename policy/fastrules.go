@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -147,28 +148,57 @@ var lifetimeBuiltin = rego.Function1(&rego.Function{
 // reads durations exactly as the Rego does (including OPA's d, w and y).
 var parseDurationNs = topdown.GetBuiltin(ast.ParseDurationNanos.Name)
 
+// durationNs is time.parse_duration_ns(d). Like OPA, it leaves a text
+// without d, w or y to time.ParseDuration; the rest goes to OPA's builtin.
+func durationNs(d *ast.Term) (int64, error) {
+	if s, ok := d.Value.(ast.String); ok && s != "" && !strings.ContainsAny(string(s), "dwy") {
+		ns, err := time.ParseDuration(string(s))
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", ast.ParseDurationNanos.Name, err)
+		}
+		return int64(ns), nil
+	}
+	var out *ast.Term
+	err := parseDurationNs(topdown.BuiltinContext{}, []*ast.Term{d}, func(t *ast.Term) error {
+		out = t
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", ast.ParseDurationNanos.Name, err)
+	}
+	n, ok := out.Value.(ast.Number)
+	if !ok {
+		return 0, errors.New(ast.ParseDurationNanos.Name + ": no number")
+	}
+	ns, ok := n.Int64()
+	if !ok {
+		return 0, errors.New(ast.ParseDurationNanos.Name + ": out of range")
+	}
+	return ns, nil
+}
+
 // goLifetime is lifetime of lifetime.rego given layer: of the provisioner
 // layer's default_lifetime and every layer's max_lifetime, the shortest
 // (the least text among equally long ones, as min over [ns, text] pairs
 // picks), and false when there is none. A value that is not a duration is
 // an error, as time.parse_duration_ns is with strict builtin errors.
 func goLifetime(layer ast.Value) (string, bool, error) {
-	var best *ast.Array
+	var (
+		found  bool
+		bestNs int64
+		best   string
+	)
 	add := func(d *ast.Term) error {
-		var ns *ast.Term
-		err := parseDurationNs(topdown.BuiltinContext{}, []*ast.Term{d}, func(t *ast.Term) error {
-			ns = t
-			return nil
-		})
+		ns, err := durationNs(d)
 		if err != nil {
-			return fmt.Errorf("%s: %w", ast.ParseDurationNanos.Name, err)
+			return err
 		}
-		if ns == nil {
-			return errors.New(ast.ParseDurationNanos.Name + ": no result")
+		s, ok := d.Value.(ast.String)
+		if !ok {
+			return errors.New("lifetime: a limit is not a string")
 		}
-		pair := ast.NewArray(ns, d)
-		if best == nil || pair.Compare(best) < 0 {
-			best = pair
+		if !found || ns < bestNs || (ns == bestNs && string(s) < best) {
+			found, bestNs, best = true, ns, string(s)
 		}
 		return nil
 	}
@@ -177,7 +207,7 @@ func goLifetime(layer ast.Value) (string, bool, error) {
 		return "", false, nil
 	}
 	if p, ok := lookup(ls, "provisioner").(ast.Object); ok {
-		if d := p.Get(ast.StringTerm("default_lifetime")); d != nil {
+		if d := p.Get(key("default_lifetime")); d != nil {
 			if err := add(d); err != nil {
 				return "", false, err
 			}
@@ -189,21 +219,14 @@ func goLifetime(layer ast.Value) (string, bool, error) {
 		if !ok || err != nil {
 			return
 		}
-		if d := r.Get(ast.StringTerm("max_lifetime")); d != nil {
+		if d := r.Get(key("max_lifetime")); d != nil {
 			err = add(d)
 		}
 	})
-	if err != nil {
+	if err != nil || !found {
 		return "", false, err
 	}
-	if best == nil {
-		return "", false, nil
-	}
-	s, ok := best.Elem(1).Value.(ast.String)
-	if !ok {
-		return "", false, errors.New("lifetime: the shortest limit is not a string")
-	}
-	return string(s), true, nil
+	return best, true, nil
 }
 
 // stockLifetimeNames are the rules goLifetime stands for.

@@ -102,20 +102,32 @@ type KeyInfo struct {
 }
 
 var (
-	nullTerm = ast.NullTerm()
-	strTerms = map[string]*ast.Term{}
+	nullTerm         = ast.NullTerm()
+	inputVersionTerm = ast.IntNumberTerm(InputVersion)
+	strTerms         = map[string]*ast.Term{}
 )
 
 func init() {
 	for _, k := range []string{"input_version", "stage", "provisioner", "name", "type", "account", "id",
 		"eab", "kid", "reference", "policy", "identifiers", "value", "csr", "subject", "common_name",
 		"organization", "organizational_unit", "sans", "dns", "ip", "email", "uri", "key", "bits",
-		"curve", "requested_lifetime", "ra", "time", "candidates"} {
+		"curve", "requested_lifetime", "ra", "time", "candidates",
+		// Read by the Go rules (names.go, fastrules.go).
+		"allow", "deny", "allow_wildcard_names", "authority", "max_lifetime", "default_lifetime",
+		// Common values.
+		string(StageOrder), string(StageSign), "acme", "rsa", "ecdsa", "ed25519", "P-256", "P-384", "P-521"} {
 		strTerms[k] = ast.StringTerm(k)
 	}
 }
 
-func key(k string) *ast.Term { return strTerms[k] }
+// key is the shared term of the object key k: one of strTerms, or a new
+// term for any other string.
+func key(k string) *ast.Term {
+	if t, ok := strTerms[k]; ok {
+		return t
+	}
+	return ast.StringTerm(k)
+}
 
 func strOrNull(s string) *ast.Term {
 	if s == "" {
@@ -155,7 +167,7 @@ func (in Input) valueCandidates(now time.Time, policies *policyCache) (ast.Value
 	for i, id := range in.Identifiers {
 		cands.add(string(id.Type), id.Value)
 		ids[i] = ast.ObjectTerm(
-			ast.Item(key("type"), ast.StringTerm(string(id.Type))),
+			ast.Item(key("type"), key(string(id.Type))),
 			ast.Item(key("value"), ast.StringTerm(id.Value)))
 	}
 	eab := nullTerm
@@ -174,12 +186,12 @@ func (in Input) valueCandidates(now time.Time, policies *policyCache) (ast.Value
 	}
 	csr := nullTerm
 	if c := in.CSR; c != nil {
-		k := ast.NewObject(ast.Item(key("type"), ast.StringTerm(c.Key.Type)))
+		k := ast.NewObject(ast.Item(key("type"), key(c.Key.Type)))
 		if c.Key.Bits > 0 {
 			k.Insert(key("bits"), ast.IntNumberTerm(c.Key.Bits))
 		}
 		if c.Key.Curve != "" {
-			k.Insert(key("curve"), ast.StringTerm(c.Key.Curve))
+			k.Insert(key("curve"), key(c.Key.Curve))
 		}
 		lt := nullTerm
 		if c.RequestedLifetime > 0 {
@@ -210,11 +222,11 @@ func (in Input) valueCandidates(now time.Time, policies *policyCache) (ast.Value
 		}
 	}
 	doc := ast.NewObject(
-		ast.Item(key("input_version"), ast.IntNumberTerm(InputVersion)),
-		ast.Item(key("stage"), ast.StringTerm(string(in.Stage))),
+		ast.Item(key("input_version"), inputVersionTerm),
+		ast.Item(key("stage"), key(string(in.Stage))),
 		ast.Item(key("provisioner"), ast.ObjectTerm(
 			ast.Item(key("name"), ast.StringTerm(in.Provisioner.Name)),
-			ast.Item(key("type"), ast.StringTerm(in.Provisioner.Type)))),
+			ast.Item(key("type"), key(in.Provisioner.Type)))),
 		ast.Item(key("account"), ast.ObjectTerm(
 			ast.Item(key("id"), strOrNull(in.Account.ID)),
 			ast.Item(key("eab"), eab),

@@ -432,17 +432,12 @@ func firstMatch(side ast.Value, typ *ast.Term, cs ast.Set) (string, bool) {
 // count() of anything but a string or a collection is an error in Rego
 // (with strict builtin errors), and so here.
 func restricts(layer ast.Value) (bool, error) {
-	allow := lookup(layer, "allow")
-	var items []*ast.Term
-	switch a := allow.(type) {
-	case ast.Object:
-		a.Foreach(func(_, v *ast.Term) { items = append(items, v) })
-	case ast.Set:
-		items = a.Slice()
-	case *ast.Array:
-		a.Foreach(func(v *ast.Term) { items = append(items, v) })
-	}
-	for _, it := range items {
+	var nonEmpty bool
+	var err error
+	count := func(it *ast.Term) {
+		if nonEmpty || err != nil {
+			return
+		}
 		var n int
 		switch v := it.Value.(type) {
 		case ast.String:
@@ -454,13 +449,22 @@ func restricts(layer ast.Value) (bool, error) {
 		case *ast.Array:
 			n = v.Len()
 		default:
-			return false, fmt.Errorf("name_violations: count of %v", ast.ValueName(v))
+			err = fmt.Errorf("name_violations: count of %v", ast.ValueName(v))
 		}
-		if n > 0 {
-			return true, nil
-		}
+		nonEmpty = n > 0
 	}
-	return false, nil
+	switch a := lookup(layer, "allow").(type) {
+	case ast.Object:
+		a.Foreach(func(_, v *ast.Term) { count(v) })
+	case ast.Set:
+		a.Foreach(count)
+	case *ast.Array:
+		a.Foreach(count)
+	}
+	if err != nil {
+		return false, err
+	}
+	return nonEmpty, nil
 }
 
 // lookup is v[k0][k1]… for string keys of objects; nil when absent.
@@ -470,7 +474,7 @@ func lookup(v ast.Value, keys ...string) ast.Value {
 		if !ok {
 			return nil
 		}
-		t := o.Get(ast.StringTerm(k))
+		t := o.Get(key(k))
 		if t == nil {
 			return nil
 		}
