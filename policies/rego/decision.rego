@@ -10,10 +10,14 @@ package policyca
 # no rule, in any file of package policyca, reports a violation: custom
 # policies extend the bundle by adding "violation contains ..." rules, and
 # can only narrow what the data allows.
-decision := object.union(
-	{"allow": count(violation) == 0, "violations": [v | some v in violation]},
-	{"lifetime": d | d := lifetime},
-)
+#
+# It is written as two cases (with and without a lifetime) rather than one
+# object.union: OPA evaluates it in fewer steps.
+decision := {"allow": vs == [], "violations": vs, "lifetime": lifetime} if {
+	vs := [v | some v in violation]
+} else := {"allow": vs == [], "violations": vs} if {
+	vs := [v | some v in violation]
+}
 
 # layer holds the configured rule layers by kind. A layer that is absent is
 # not configured and constrains nothing, except the provisioner: a request
