@@ -18,8 +18,11 @@
 //   - http-01 follows at most 10 redirects, to http or https only, on ports
 //     80/443 or the configured HTTPPort (http) and TLSALPNPort (https); an
 //     https target's certificate is not verified. At most 8 KiB of body is
-//     read; trailing whitespace is ignored. One http.Transport is shared so
-//     that repeated validations of a host reuse a kept-alive connection.
+//     read; trailing whitespace is ignored. No connection is kept alive:
+//     each validation, and each redirect hop, resolves the name afresh and
+//     dials a currently-resolved address (RFC 8555 §8.3). A pooled
+//     connection would let a name that moved be answered by the host it
+//     used to point to; fresh resolution beats connection reuse.
 //   - dns-01 follows CNAMEs (RFC 8555 §8.4) and validates a wildcard at its
 //     base name.
 //   - tls-alpn-01 sends the reverse-DNS name as SNI for IP identifiers

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/policyca/policyca/core"
 	"github.com/policyca/policyca/internal/challtest"
@@ -174,4 +175,43 @@ func TestHTTP01ConnectionRefused(t *testing.T) {
 		Type: core.ChallengeHTTP01, Identifier: ipID("127.0.0.1"), Token: "t", KeyAuthorization: keyAuthFor("t"),
 	})
 	wantResult(t, err, core.KindConnection, fmt.Sprintf("127.0.0.1:%d: connection refused", p))
+}
+
+// serveOn serves h on addr until the test ends.
+func serveOn(t *testing.T, addr string, h http.Handler) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+}
+
+// A validation made after a name's A record moved is answered by the host
+// the name points to now, not by the one it pointed to at the previous
+// validation over a kept-alive connection (RFC 8555 §8.3: the identifier is
+// resolved for each validation).
+func TestHTTP01FollowsDNSChange(t *testing.T) {
+	port := closedPort(t)
+	// The former holder of the name answers any token of this account;
+	// the current one answers none.
+	serveOn(t, "127.0.0.1:"+strconv.Itoa(port), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, keyAuthFor(strings.TrimPrefix(r.URL.Path, challtest.HTTP01Path)))
+	}))
+	serveOn(t, "127.0.0.2:"+strconv.Itoa(port), http.NotFoundHandler())
+
+	dns := challtest.NewDNSServer(t)
+	dns.SetA("moved.internal", loopback4)
+	v := newValidator(t, ra.ValidatorConfig{HTTPPort: port, Resolvers: []string{dns.Addr()}})
+	in := func(tok string) core.ChallengeInput {
+		return core.ChallengeInput{Type: core.ChallengeHTTP01, Identifier: dnsID("moved.internal"), Token: tok, KeyAuthorization: keyAuthFor(tok)}
+	}
+	wantResult(t, v.Validate(context.Background(), in("first")), "")
+	dns.SetA("moved.internal", netip.MustParseAddr("127.0.0.2"))
+	wantResult(t, v.Validate(context.Background(), in("second")), core.KindIncorrectResponse, "HTTP 404")
+	// And back: the old host answers again once the name points to it.
+	dns.SetA("moved.internal", loopback4)
+	wantResult(t, v.Validate(context.Background(), in("third")), "")
 }

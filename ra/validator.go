@@ -60,8 +60,10 @@ const (
 )
 
 // Validator checks ACME challenges (http-01, dns-01, tls-alpn-01). It is
-// safe for concurrent use. Validations share one HTTP transport so that
-// repeated validations of one host reuse a kept-alive connection.
+// safe for concurrent use. Every validation, and every redirect hop of an
+// http-01 validation, resolves its target afresh and opens its own
+// connection: no connection is kept alive between requests (see
+// NewValidator).
 type Validator struct {
 	httpPort    int
 	tlsALPNPort int
@@ -118,6 +120,14 @@ func NewValidator(cfg ValidatorConfig) (*Validator, error) {
 		// target itself, from this network.
 		Proxy:       nil,
 		DialContext: v.dialContext,
+		// No keep-alive. RFC 8555 §8.3 has the server resolve the
+		// identifier and fetch from it each time; http.Transport pools idle
+		// connections by host:port, so a pooled connection would let a name
+		// that now points elsewhere be answered by the host it used to point
+		// to, without a DNS lookup. Fresh resolution beats connection reuse:
+		// every request (redirect hops included, http and https alike) dials
+		// through dialContext, which resolves the name again.
+		DisableKeepAlives: true,
 		// RFC 8555 §8.3 and Let's Encrypt practice: an https redirect target
 		// is not authenticated; the client may not have a certificate yet,
 		// and control is shown by the response body alone.
@@ -125,9 +135,6 @@ func NewValidator(cfg ValidatorConfig) (*Validator, error) {
 		TLSHandshakeTimeout:    v.timeout,
 		ResponseHeaderTimeout:  v.timeout,
 		MaxResponseHeaderBytes: 16 << 10,
-		MaxIdleConns:           100,
-		MaxIdleConnsPerHost:    2,
-		IdleConnTimeout:        90 * time.Second,
 		DisableCompression:     true,
 	}
 	v.client = &http.Client{
@@ -137,7 +144,9 @@ func NewValidator(cfg ValidatorConfig) (*Validator, error) {
 	return v, nil
 }
 
-// Close releases idle kept-alive connections.
+// Close releases the Validator's resources. Validations keep no connection
+// open, so there is normally nothing left to release; Close is kept so that
+// callers need not know that.
 func (v *Validator) Close() {
 	v.transport.CloseIdleConnections()
 }

@@ -143,12 +143,14 @@ func (c *countingDialer) dials() []string {
 	return append([]string(nil), c.addrs...)
 }
 
-func TestHTTP01ReusesConnections(t *testing.T) {
-	dns := challtest.NewDNSServer(t)
-	dns.SetA("web.internal", loopback4)
+// Each http-01 validation, and each redirect hop within one, resolves the
+// name again and opens its own connection: a kept-alive connection would
+// skip the lookup (RFC 8555 §8.3; see TestHTTP01FollowsDNSChange).
+func TestHTTP01ResolvesAndDialsEveryRequest(t *testing.T) {
 	resp := challtest.NewHTTP01Responder(t, "127.0.0.1:0")
+	res := &fakeResolver{ips: map[string][]netip.Addr{"web.internal": {loopback4}}}
 	dialer := &countingDialer{}
-	v := newValidator(t, ra.ValidatorConfig{HTTPPort: resp.Port(), Resolvers: []string{dns.Addr()}, Dialer: dialer})
+	v := newValidator(t, ra.ValidatorConfig{HTTPPort: resp.Port(), Resolver: res, Dialer: dialer})
 	for _, tok := range []string{"first", "second", "third"} {
 		resp.Set(tok, keyAuthFor(tok))
 		err := v.Validate(context.Background(), core.ChallengeInput{
@@ -156,8 +158,30 @@ func TestHTTP01ReusesConnections(t *testing.T) {
 		})
 		wantResult(t, err, "")
 	}
-	if got := dialer.dials(); len(got) != 1 {
-		t.Fatalf("three validations of one host opened %d connections (%v), want 1", len(got), got)
+	if got := dialer.dials(); len(got) != 3 {
+		t.Errorf("three validations of one host opened %d connections (%v), want 3", len(got), got)
+	}
+	// A redirect to the same name is a new request: new lookup, new
+	// connection.
+	resp.SetRedirect(challtest.HTTP01Path+"hop", "/next")
+	resp.SetHandler("/next", body(keyAuthFor("hop")))
+	err := v.Validate(context.Background(), core.ChallengeInput{
+		Type: core.ChallengeHTTP01, Identifier: dnsID("web.internal"), Token: "hop", KeyAuthorization: keyAuthFor("hop"),
+	})
+	wantResult(t, err, "")
+	if got := dialer.dials(); len(got) != 5 {
+		t.Errorf("after a validation with one redirect, %d connections in all (%v), want 5", len(got), got)
+	}
+	res.mu.Lock()
+	asked := append([]string(nil), res.asked...)
+	res.mu.Unlock()
+	if len(asked) != 5 {
+		t.Errorf("resolver asked %v, want one lookup of web.internal per request (5)", asked)
+	}
+	for _, q := range asked {
+		if q != "IP web.internal" {
+			t.Errorf("resolver asked %q, want only \"IP web.internal\"", q)
+		}
 	}
 }
 
