@@ -27,5 +27,8 @@
 //     base name.
 //   - tls-alpn-01 sends the reverse-DNS name as SNI for IP identifiers
 //     (RFC 8738 §6) and does not check the certificate's self-signature,
-//     only its content (RFC 8737 §3).
+//     only its content (RFC 8737 §3). "Exactly one SAN" is checked on the
+//     subjectAltName extension's DER: crypto/x509 drops the kinds of name
+//     it does not know (otherName, directoryName, registeredID...), and an
+//     extra one of those must not pass.
 package ra

@@ -17,6 +17,8 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/policyca/policyca/core"
 )
@@ -105,21 +107,9 @@ func ReverseName(ip netip.Addr) string {
 }
 
 func checkTLSALPNCert(cert *x509.Certificate, in core.ChallengeInput, remote string) error {
-	sans := len(cert.DNSNames) + len(cert.IPAddresses) + len(cert.EmailAddresses) + len(cert.URIs)
-	matches := false
-	switch in.Identifier.Type {
-	case core.DNS:
-		matches = len(cert.DNSNames) == 1 && strings.EqualFold(cert.DNSNames[0], strings.TrimSuffix(in.Identifier.Value, "."))
-	case core.IP:
-		want, _ := netip.ParseAddr(in.Identifier.Value)
-		if len(cert.IPAddresses) == 1 {
-			got, ok := netip.AddrFromSlice(cert.IPAddresses[0])
-			matches = ok && got.Unmap() == want.Unmap()
-		}
-	}
-	if sans != 1 || !matches {
-		return core.Errorf(core.KindUnauthorized, "%s: certificate must have exactly one SAN, %s %q; it has %s",
-			remote, in.Identifier.Type, in.Identifier.Value, describeSANs(cert))
+	if err := checkOnlySAN(cert, in.Identifier); err != nil {
+		return core.Errorf(core.KindUnauthorized, "%s: certificate must have exactly one SAN, %s %q; %s",
+			remote, in.Identifier.Type, in.Identifier.Value, err.Error())
 	}
 	var ext *[]byte
 	for i := range cert.Extensions {
@@ -173,22 +163,121 @@ func ParseACMEExtension(der []byte) ([]byte, error) {
 	return digest, nil
 }
 
-func describeSANs(cert *x509.Certificate) string {
+// oidSubjectAltName is the subjectAltName extension (RFC 5280 §4.2.1.6).
+var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
+
+// GeneralName tags (RFC 5280 §4.2.1.6), all context-specific.
+var generalNameKinds = [...]string{"otherName", "rfc822Name", "dNSName", "x400Address",
+	"directoryName", "ediPartyName", "uniformResourceIdentifier", "iPAddress", "registeredID"}
+
+var (
+	tagDNSName   = cbasn1.Tag(2).ContextSpecific()
+	tagIPAddress = cbasn1.Tag(7).ContextSpecific()
+)
+
+// checkOnlySAN checks RFC 8737 §3 and RFC 8738 §6: the subjectAltName
+// extension holds exactly one GeneralName, a dNSName equal to a DNS
+// identifier (ASCII case ignored) or an iPAddress equal to an IP one. It
+// reads the extension's DER itself: crypto/x509 keeps only four kinds of
+// name (DNS, IP, email, URI) and silently drops the others (otherName,
+// directoryName, registeredID...), which would let a second entry pass.
+// The error says what the certificate has instead.
+func checkOnlySAN(cert *x509.Certificate, id core.Identifier) error {
+	var (
+		der   []byte
+		found bool
+	)
+	for _, e := range cert.Extensions {
+		if !e.Id.Equal(oidSubjectAltName) {
+			continue
+		}
+		if found {
+			return errors.New("it has more than one subjectAltName extension")
+		}
+		der, found = e.Value, true
+	}
+	if !found {
+		return errors.New("it has no subjectAltName extension")
+	}
+	names, err := parseGeneralNames(der)
+	if err != nil {
+		return fmt.Errorf("its subjectAltName extension is malformed: %w", err)
+	}
+	if len(names) != 1 || !sanMatches(names[0], id) {
+		return fmt.Errorf("it has %s", describeGeneralNames(names))
+	}
+	return nil
+}
+
+type generalName struct {
+	tag   cbasn1.Tag
+	value []byte
+}
+
+// parseGeneralNames splits a DER GeneralNames (SEQUENCE OF GeneralName)
+// into its entries, whatever their kind, refusing trailing data.
+func parseGeneralNames(der []byte) ([]generalName, error) {
+	in := cryptobyte.String(der)
+	var seq cryptobyte.String
+	if !in.ReadASN1(&seq, cbasn1.SEQUENCE) || !in.Empty() {
+		return nil, errors.New("not a single SEQUENCE")
+	}
+	var names []generalName
+	for !seq.Empty() {
+		var v cryptobyte.String
+		var tag cbasn1.Tag
+		if !seq.ReadAnyASN1(&v, &tag) {
+			return nil, fmt.Errorf("entry %d is not valid DER", len(names)+1)
+		}
+		names = append(names, generalName{tag: tag, value: v})
+	}
+	return names, nil
+}
+
+// sanMatches reports whether n is the one SAN allowed for id.
+func sanMatches(n generalName, id core.Identifier) bool {
+	switch id.Type {
+	case core.DNS:
+		return n.tag == tagDNSName && strings.EqualFold(string(n.value), strings.TrimSuffix(id.Value, "."))
+	case core.IP:
+		want, err := netip.ParseAddr(id.Value)
+		if err != nil || n.tag != tagIPAddress {
+			return false
+		}
+		got, ok := netip.AddrFromSlice(n.value)
+		return ok && got.Unmap() == want.Unmap()
+	}
+	return false
+}
+
+// describeGeneralNames lists SAN entries for an error detail, by kind,
+// with the value for the kinds that are text or an address.
+func describeGeneralNames(names []generalName) string {
+	if len(names) == 0 {
+		return "an empty subjectAltName"
+	}
 	var parts []string
-	for _, n := range cert.DNSNames {
-		parts = append(parts, fmt.Sprintf("dns %q", n))
-	}
-	for _, ip := range cert.IPAddresses {
-		parts = append(parts, "ip "+ip.String())
-	}
-	for _, e := range cert.EmailAddresses {
-		parts = append(parts, fmt.Sprintf("email %q", e))
-	}
-	for _, u := range cert.URIs {
-		parts = append(parts, fmt.Sprintf("uri %q", u.String()))
-	}
-	if len(parts) == 0 {
-		return "none"
+	for _, n := range names {
+		// The low five bits are the tag number; the class must be
+		// context-specific (0x80), constructed (0x20) or not.
+		kind := fmt.Sprintf("an entry with tag 0x%02x", uint8(n.tag))
+		if num := int(n.tag & 0x1f); n.tag&0xc0 == 0x80 && num < len(generalNameKinds) {
+			kind = generalNameKinds[num]
+		}
+		switch n.tag {
+		case tagDNSName:
+			parts = append(parts, "dns "+quoteTruncated(string(n.value), 64))
+		case tagIPAddress:
+			if ip, ok := netip.AddrFromSlice(n.value); ok {
+				parts = append(parts, "ip "+ip.String())
+			} else {
+				parts = append(parts, fmt.Sprintf("iPAddress of %d bytes", len(n.value)))
+			}
+		case cbasn1.Tag(1).ContextSpecific(), cbasn1.Tag(6).ContextSpecific():
+			parts = append(parts, kind+" "+quoteTruncated(string(n.value), 64))
+		default:
+			parts = append(parts, kind)
+		}
 	}
 	if len(parts) > 5 {
 		parts = append(parts[:5], fmt.Sprintf("and %d more", len(parts)-5))

@@ -14,6 +14,9 @@ import (
 	"strconv"
 	"testing"
 
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
 	"github.com/policyca/policyca/core"
 	"github.com/policyca/policyca/internal/challtest"
 	"github.com/policyca/policyca/ra"
@@ -44,6 +47,47 @@ func acmeExt(t *testing.T, value []byte, critical bool) pkix.Extension {
 		t.Fatal(err)
 	}
 	return pkix.Extension{Id: challtest.OIDACMEIdentifier, Critical: critical, Value: der}
+}
+
+// gn is one GeneralName: a context-specific tag (RFC 5280 §4.2.1.6) and
+// its contents.
+type gn struct {
+	tag   cbasn1.Tag
+	value []byte
+}
+
+func gnDNS(name string) gn { return gn{cbasn1.Tag(2).ContextSpecific(), []byte(name)} }
+func gnIP(ip string) gn {
+	return gn{cbasn1.Tag(7).ContextSpecific(), netip.MustParseAddr(ip).AsSlice()}
+}
+
+// gnRegisteredID is [8] registeredID 1.2.3.4, a kind crypto/x509 drops.
+func gnRegisteredID() gn { return gn{cbasn1.Tag(8).ContextSpecific(), []byte{0x2a, 0x03, 0x04}} }
+
+// gnOtherName is [0] otherName {1.2.3.4, [0] UTF8String "x"}, another
+// kind crypto/x509 drops.
+func gnOtherName() gn {
+	return gn{cbasn1.Tag(0).ContextSpecific().Constructed(),
+		[]byte{0x06, 0x03, 0x2a, 0x03, 0x04, 0xa0, 0x03, 0x0c, 0x01, 'x'}}
+}
+
+// withSANs replaces the certificate's subjectAltName by one holding names,
+// encoded as given, so that tests can put in what crypto/x509 cannot.
+func withSANs(t *testing.T, names ...gn) func(*x509.Certificate) {
+	return func(c *x509.Certificate) {
+		var b cryptobyte.Builder
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			for _, n := range names {
+				b.AddASN1(n.tag, func(b *cryptobyte.Builder) { b.AddBytes(n.value) })
+			}
+		})
+		der, err := b.Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.DNSNames, c.IPAddresses = nil, nil
+		c.ExtraExtensions = append(c.ExtraExtensions, pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: der})
+	}
 }
 
 func TestTLSALPN01(t *testing.T) {
@@ -111,10 +155,37 @@ func TestTLSALPN01(t *testing.T) {
 		}, kind: core.KindUnauthorized, details: []string{"exactly one SAN"}},
 		{name: "IP identifier with a DNS SAN", id: ipID("127.0.0.1"), setup: func(t *testing.T, id core.Identifier, ka string) {
 			resp.SetCertificate(challtest.SNIFor(id), alpnCert(t, dnsID("127.0.0.1"), ka, nil))
-		}, kind: core.KindUnauthorized},
+		}, kind: core.KindUnauthorized, details: []string{`dns "127.0.0.1"`}},
 		{name: "IP identifier with another IP", id: ipID("127.0.0.1"), setup: func(t *testing.T, id core.Identifier, ka string) {
 			resp.SetCertificate(challtest.SNIFor(id), alpnCert(t, ipID("127.0.0.2"), ka, nil))
 		}, kind: core.KindUnauthorized, details: []string{"ip 127.0.0.2"}},
+		// SAN entries written by hand, as crypto/x509 would not.
+		{name: "ok hand-written SAN", id: ipID("127.0.0.1"), setup: func(t *testing.T, id core.Identifier, ka string) {
+			resp.SetCertificate(challtest.SNIFor(id), alpnCert(t, id, ka, withSANs(t, gnIP("127.0.0.1"))))
+		}},
+		// crypto/x509 drops registeredID, otherName and directoryName
+		// entries: counting its fields would see one SAN here.
+		{name: "IP identifier and an extra registeredID", id: ipID("127.0.0.1"), setup: func(t *testing.T, id core.Identifier, ka string) {
+			resp.SetCertificate(challtest.SNIFor(id), alpnCert(t, id, ka, withSANs(t, gnIP("127.0.0.1"), gnRegisteredID())))
+		}, kind: core.KindUnauthorized, details: []string{"exactly one SAN", "ip 127.0.0.1, registeredID"}},
+		{name: "DNS identifier and an extra otherName", id: dnsID("other-name.internal"), setup: func(t *testing.T, id core.Identifier, ka string) {
+			resp.SetCertificate(id.Value, alpnCert(t, id, ka, withSANs(t, gnOtherName(), gnDNS(id.Value))))
+		}, kind: core.KindUnauthorized, details: []string{`otherName, dns "other-name.internal"`}},
+		{name: "two dNSNames", id: dnsID("two.internal"), setup: func(t *testing.T, id core.Identifier, ka string) {
+			resp.SetCertificate(id.Value, alpnCert(t, id, ka, withSANs(t, gnDNS(id.Value), gnDNS(id.Value))))
+		}, kind: core.KindUnauthorized, details: []string{`dns "two.internal", dns "two.internal"`}},
+		{name: "IP identifier with its reverse name as dNSName", id: ipID("127.0.0.1"), setup: func(t *testing.T, id core.Identifier, ka string) {
+			resp.SetCertificate(challtest.SNIFor(id), alpnCert(t, id, ka, withSANs(t, gnDNS(challtest.SNIFor(id)))))
+		}, kind: core.KindUnauthorized, details: []string{`dns "1.0.0.127.in-addr.arpa"`}},
+		{name: "DNS identifier with only a registeredID", id: dnsID("regid.internal"), setup: func(t *testing.T, id core.Identifier, ka string) {
+			resp.SetCertificate(id.Value, alpnCert(t, id, ka, withSANs(t, gnRegisteredID())))
+		}, kind: core.KindUnauthorized, details: []string{"it has registeredID"}},
+		{name: "empty SAN", id: dnsID("empty.internal"), setup: func(t *testing.T, id core.Identifier, ka string) {
+			resp.SetCertificate(id.Value, alpnCert(t, id, ka, withSANs(t)))
+		}, kind: core.KindUnauthorized, details: []string{"empty subjectAltName"}},
+		{name: "no SAN extension", id: dnsID("nosan.internal"), setup: func(t *testing.T, id core.Identifier, ka string) {
+			resp.SetCertificate(id.Value, alpnCert(t, id, ka, func(c *x509.Certificate) { c.DNSNames = nil }))
+		}, kind: core.KindUnauthorized, details: []string{"no subjectAltName extension"}},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
