@@ -106,11 +106,15 @@ func (s *Server) handleNewAccount(w http.ResponseWriter, r *http.Request, req *r
 		if !errors.Is(err, store.ErrConflict) {
 			return storeError(err, "cannot create account")
 		}
-		// Another request registered the same key first: answer as for
-		// an existing account, which is what the client would see had it
-		// come second.
+		// Another request registered the same key first: answer as the
+		// lookup above would have, had this request come second (the
+		// winner may be another provisioner's account, or already
+		// deactivated: both are the lookup's own refusal).
 		existing, lerr := s.accountByThumbprint(ctx, req.prov, tp)
-		if lerr != nil || existing == nil {
+		if lerr != nil {
+			return lerr
+		}
+		if existing == nil {
 			return core.Wrap(core.KindServerInternal, err, "cannot create account")
 		}
 		w.Header().Set("Location", req.prov.accountURL(existing.ID))

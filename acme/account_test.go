@@ -1,15 +1,18 @@
 package acme
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/policyca/policyca/core"
+	"github.com/policyca/policyca/store"
 )
 
 func TestNewAccount(t *testing.T) {
@@ -163,6 +166,70 @@ func TestAccountOrdersPagination(t *testing.T) {
 		t.Errorf("orders = %v, want %v", got, want)
 	}
 	c.post(c.kid+"/orders", map[string]any{}).wantProblem(t, 400, "malformed")
+}
+
+// lostRaceStore hides an account from the next thumbprint lookup once
+// armed, as when a concurrent request creates it between newAccount's
+// lookup and its CreateAccount.
+type lostRaceStore struct {
+	store.Store
+	hide atomic.Bool
+}
+
+func (s *lostRaceStore) GetAccountByThumbprint(ctx context.Context, tp string) (*core.Account, error) {
+	if s.hide.CompareAndSwap(true, false) {
+		return nil, store.ErrNotFound
+	}
+	return s.Store.GetAccountByThumbprint(ctx, tp)
+}
+
+// A newAccount that loses the race for its key answers as it would have
+// had it come second: the winner's account, or the lookup's refusal when
+// that account is another provisioner's or deactivated, never a 500.
+func TestNewAccountLostRace(t *testing.T) {
+	var rs *lostRaceStore
+	env := newEnv(t, func(o *Options) {
+		rs = &lostRaceStore{Store: o.Store.(store.Store)}
+		o.Store = rs
+		o.Provisioners = append(o.Provisioners, Provisioner{Name: "other", Validator: &fakeValidator{}})
+	})
+	tests := []struct {
+		name       string
+		winnerProv string
+		deactivate bool
+		wantStatus int
+		wantType   string // problem type, "" for success
+	}{
+		{"winner valid", testProv, false, 200, ""},
+		{"winner on another provisioner", "other", false, 403, "unauthorized"},
+		{"winner deactivated", testProv, true, 403, "unauthorized"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			winner := env.newClient(t)
+			winner.dir = env.base + "/acme/" + tt.winnerProv
+			winner.register()
+			if tt.deactivate {
+				if r := winner.post(winner.kid, map[string]string{"status": "deactivated"}); r.status != http.StatusOK {
+					t.Fatalf("deactivate: %d %s", r.status, r.body)
+				}
+			}
+			loser := env.newClient(t)
+			loser.key = winner.key
+			rs.hide.Store(true)
+			r := loser.post(loser.dir+"/new-account", map[string]any{"termsOfServiceAgreed": true})
+			if rs.hide.Load() {
+				t.Fatal("the lookup before CreateAccount did not run")
+			}
+			if tt.wantType != "" {
+				r.wantProblem(t, tt.wantStatus, tt.wantType)
+				return
+			}
+			if r.status != tt.wantStatus || r.header.Get("Location") != winner.kid {
+				t.Fatalf("%d %s at %q, want %d at %q", r.status, r.body, r.header.Get("Location"), tt.wantStatus, winner.kid)
+			}
+		})
+	}
 }
 
 // keyChangeBody builds the inner JWS of a key change, signed by newKey.
