@@ -1,6 +1,7 @@
 // Package acme is the RFC 8555 front end of policyca: the HTTP handlers for
 // every ACME resource (one file per resource), the JWS request chain
-// (content type, size limit, parse, nonce, url, key lookup, signature), the
+// (content type, size limit, parse, nonce, url, key lookup, signature, then
+// the signing account's provisioner and status), the
 // order/authorization/challenge state machine and the mapping of typed
 // *core.Error values to RFC 7807 problem documents (problem.go).
 //

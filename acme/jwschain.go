@@ -86,6 +86,11 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, mode keyMo
 	if req.payload, err = msg.Verify(req.key); err != nil {
 		return nil, err
 	}
+	if req.acct != nil {
+		if err := checkSigner(req.prov, msg.Header.KID, req.acct); err != nil {
+			return nil, err
+		}
+	}
 	return req, nil
 }
 
@@ -143,7 +148,11 @@ func (s *Server) checkURL(r *http.Request, msg *jws.Message) error {
 	return nil
 }
 
-// lookupKey finds the key that must have signed the request.
+// lookupKey finds the key that must have signed the request. For a kid
+// it only loads the account and its key: whether that account may sign
+// here (its provisioner, its status) is checkSigner's, once the signature
+// has verified (§6.2), so that a request anyone can forge with an account
+// URL learns nothing about the account.
 func (s *Server) lookupKey(ctx context.Context, req *request, mode keyMode) error {
 	h := req.msg.Header
 	switch {
@@ -167,39 +176,52 @@ func (s *Server) lookupKey(ctx context.Context, req *request, mode keyMode) erro
 	return nil
 }
 
-// accountByKID resolves a kid to a valid account of this provisioner.
+// accountByKID loads the account a kid names: an account URL of this
+// provisioner or of another (refused by checkSigner, after the signature).
+// A kid that names no account answers accountDoesNotExist (§7.3.1): there
+// is no key to verify the request with. Nothing else about the account is
+// checked here.
 func (s *Server) accountByKID(ctx context.Context, p *provisioner, kid string) (*core.Account, error) {
 	if kid == "" {
 		return nil, core.Errorf(core.KindMalformed, "JWS has no kid")
 	}
-	id, ok := strings.CutPrefix(kid, p.prefix+"/account/")
-	if !ok || id == "" || strings.Contains(id, "/") {
-		if other := s.otherProvisioner(kid); other != "" && other != p.Name {
-			return nil, core.Errorf(core.KindUnauthorized, "account belongs to provisioner %q", other)
+	id := accountIDOf(p, kid)
+	if id == "" {
+		for _, q := range s.provs {
+			if id = accountIDOf(q, kid); id != "" {
+				break
+			}
 		}
+	}
+	if id == "" {
 		return nil, core.Errorf(core.KindAccountDoesNotExist, "kid is not an account URL of this directory")
 	}
-	acct, err := s.getAccount(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if acct.Provisioner != p.Name {
-		return nil, core.Errorf(core.KindUnauthorized, "account belongs to another provisioner")
-	}
-	if acct.Status != core.StatusValid {
-		return nil, core.Errorf(core.KindUnauthorized, "account is %s", acct.Status)
-	}
-	return acct, nil
+	return s.getAccount(ctx, id)
 }
 
-// otherProvisioner names the provisioner whose account URL kid is, if any.
-func (s *Server) otherProvisioner(kid string) string {
-	for name, p := range s.provs {
-		if strings.HasPrefix(kid, p.prefix+"/account/") {
-			return name
-		}
+// accountIDOf returns the account ID of kid if it is an account URL of p,
+// "" otherwise.
+func accountIDOf(p *provisioner, kid string) string {
+	id, ok := strings.CutPrefix(kid, p.prefix+"/account/")
+	if !ok || strings.Contains(id, "/") {
+		return ""
 	}
-	return ""
+	return id
+}
+
+// checkSigner refuses a verified request whose account may not sign here:
+// one of another provisioner, named by another provisioner's URL, or no
+// longer valid (§7.3.6).
+func checkSigner(p *provisioner, kid string, acct *core.Account) error {
+	switch {
+	case acct.Provisioner != p.Name:
+		return core.Errorf(core.KindUnauthorized, "account belongs to provisioner %q", acct.Provisioner)
+	case kid != p.accountURL(acct.ID):
+		return core.Errorf(core.KindUnauthorized, "kid is not this directory's URL of the account")
+	case acct.Status != core.StatusValid:
+		return core.Errorf(core.KindUnauthorized, "account is %s", acct.Status)
+	}
+	return nil
 }
 
 // requireOwner refuses access to another account's resource.

@@ -56,6 +56,24 @@ func TestJWSChainRefusals(t *testing.T) {
 		t.Fatalf("deactivate: %d %s", r.status, r.body)
 	}
 
+	other := env.newClient(t)
+	other.dir = env.base + "/acme/other"
+	other.register()
+	// This provisioner's URL of other's account, other's URL of c's.
+	otherHere := env.url("/account/" + lastSegment(other.kid))
+	cThere := other.dir + "/account/" + lastSegment(c.kid)
+
+	// A forged request (signed by a key that is not the account's) must
+	// learn nothing about the account: not its status, not its provisioner
+	// (§6.2: the signature is checked first).
+	tellsNothing := func(t *testing.T, _ *response, p Problem) {
+		for _, w := range []string{"deactivated", "provisioner", "other"} {
+			if strings.Contains(p.Detail, w) {
+				t.Errorf("forged request told %q", p.Detail)
+			}
+		}
+	}
+
 	// A nonce that was used once already.
 	used := c.nonce()
 	if r := c.postWith(orderURL, payload, signOpts{nonce: used}); r.status != http.StatusCreated {
@@ -180,8 +198,37 @@ func TestJWSChainRefusals(t *testing.T) {
 			},
 		},
 		{
+			name: "another provisioner's account at this provisioner's URL", wantStatus: 403, wantType: "unauthorized",
+			send: func() *response { return other.postWith(orderURL, payload, signOpts{kid: otherHere}) },
+		},
+		{
+			name: "account at another provisioner's URL", wantStatus: 403, wantType: "unauthorized",
+			send: func() *response { return c.postWith(orderURL, payload, signOpts{kid: cThere}) },
+		},
+		{
+			name: "unknown account at another provisioner's URL", wantStatus: 400, wantType: "accountDoesNotExist",
+			send: func() *response {
+				return c.postWith(orderURL, payload, signOpts{kid: other.dir + "/account/nosuchaccount"})
+			},
+		},
+		{
 			name: "deactivated account", wantStatus: 403, wantType: "unauthorized",
 			send: func() *response { return deact.post(orderURL, payload) },
+		},
+		{
+			name: "deactivated account, forged signature", wantStatus: 400, wantType: "malformed",
+			send:  func() *response { return c.postWith(orderURL, payload, signOpts{kid: deact.kid}) },
+			check: tellsNothing,
+		},
+		{
+			name: "another provisioner's account, forged signature", wantStatus: 400, wantType: "malformed",
+			send:  func() *response { return c.postWith(orderURL, payload, signOpts{kid: other.kid}) },
+			check: tellsNothing,
+		},
+		{
+			name: "another provisioner's account at this provisioner's URL, forged signature", wantStatus: 400, wantType: "malformed",
+			send:  func() *response { return c.postWith(orderURL, payload, signOpts{kid: otherHere}) },
+			check: tellsNothing,
 		},
 		{
 			name: "signed by another key", wantStatus: 400, wantType: "malformed",
