@@ -244,6 +244,22 @@ func TestJWSChainRefusals(t *testing.T) {
 			},
 		},
 		{
+			// Not an empty payload: a POST-as-GET is "payload": "".
+			name: "payload null", wantStatus: 400, wantType: "malformed",
+			send: func() *response {
+				var m map[string]any
+				if err := json.Unmarshal(c.sign(c.kid, nil, signOpts{}), &m); err != nil {
+					t.Fatal(err)
+				}
+				m["payload"] = nil
+				b, err := json.Marshal(m)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return c.postRaw(c.kid, b, "application/jose+json")
+			},
+		},
+		{
 			name: "not JSON", wantStatus: 400, wantType: "malformed",
 			send: func() *response { return c.postRaw(orderURL, []byte("not a jws"), "application/jose+json") },
 		},

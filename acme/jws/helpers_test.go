@@ -165,6 +165,10 @@ func header(t *testing.T, k testKey, kid string, extra map[string]any) string {
 	return string(b)
 }
 
+// jsonNull is a header value that marshals as JSON null (a nil value in
+// header's extra removes the parameter instead).
+var jsonNull = json.RawMessage("null")
+
 func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
 
 func flat(protected, payload, signature string) []byte {

@@ -362,24 +362,26 @@ func valueEnd(data []byte, i int) int {
 	}
 }
 
-// jsonString decodes a JSON string as json.Unmarshal into a string does
-// (null leaves it empty), without reflection for the common case of
-// printable ASCII without escapes.
+// jsonString decodes a JSON string value as json.Unmarshal into a string
+// does, without reflection for the common case of printable ASCII without
+// escapes. raw is one value as strictObject cut it (no surrounding space);
+// anything but a string is refused, null included, which json.Unmarshal
+// would take as "" (RFC 7515 §7.2.1: the members are strings, so
+// "payload": null is not an empty payload, a POST-as-GET).
 func jsonString(raw []byte) (string, error) {
-	if string(raw) == "null" {
-		return "", nil
+	n := len(raw)
+	if n < 2 || raw[0] != '"' || raw[n-1] != '"' {
+		return "", errNotString
 	}
-	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' {
-		plain := true
-		for _, c := range raw[1 : n-1] {
-			if c < 0x20 || c >= 0x80 || c == '\\' || c == '"' {
-				plain = false
-				break
-			}
+	plain := true
+	for _, c := range raw[1 : n-1] {
+		if c < 0x20 || c >= 0x80 || c == '\\' || c == '"' {
+			plain = false
+			break
 		}
-		if plain {
-			return string(raw[1 : n-1]), nil
-		}
+	}
+	if plain {
+		return string(raw[1 : n-1]), nil
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
@@ -396,6 +398,7 @@ const (
 	errSyntax    = jsonError("not valid JSON")
 	errNotObject = jsonError("not a JSON object")
 	errTrailing  = jsonError("data after the JSON object")
+	errNotString = jsonError("not a JSON string")
 )
 
 type dupError struct{ name string }

@@ -93,9 +93,15 @@ func compareStrictObject(t *testing.T, data []byte) {
 	if !maps.EqualFunc(got, want, func(a, b json.RawMessage) bool { return bytes.Equal(a, b) }) {
 		t.Fatalf("%q: members %q, token parser %q", data, got, want)
 	}
+	// jsonString must decode what json.Unmarshal decodes as a string, and
+	// refuse everything else, null included.
 	for name, raw := range got {
-		var ws string
-		werr := json.Unmarshal(raw, &ws)
+		var v any
+		werr := json.Unmarshal(raw, &v)
+		ws, isString := v.(string)
+		if werr == nil && !isString {
+			werr = errors.New("not a string")
+		}
 		gs, gerr := jsonString(raw)
 		if (gerr == nil) != (werr == nil) || gs != ws {
 			t.Fatalf("member %q = %s: jsonString %q (%v), json.Unmarshal %q (%v)", name, raw, gs, gerr, ws, werr)
