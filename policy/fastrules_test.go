@@ -2,10 +2,13 @@ package policy
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -143,5 +146,43 @@ func TestFastRulesOnlyWhenSafe(t *testing.T) {
 				t.Fatalf("decision %+v, want allow %v lifetime %s", got, tc.allow, tc.lifetime)
 			}
 		})
+	}
+}
+
+// A request with more names than the collector scans (a large CSR, with
+// repeats) decides as the Rego does.
+func TestManyNamesAgree(t *testing.T) {
+	data := map[string]any{
+		"authority": map[string]any{"allow": map[string]any{"dns": []any{".internal"}},
+			"deny": map[string]any{"dns": []any{".prod.internal"}}, "max_lifetime": "24h"},
+		"provisioners": map[string]any{"acme": map[string]any{}},
+	}
+	e, err := NewEngine(EngineConfig{Path: writeBundle(t, data), Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stock := stockQuery(t, DecisionQuery, data)
+	var ids []core.Identifier
+	csr := &CSRInfo{Key: KeyInfo{Type: "ecdsa", Curve: "P-256"}, Subject: Subject{CommonName: "h7.prod.internal"}}
+	for i := range 45 {
+		zone := []string{"internal", "prod.internal", "example.com"}[i%3]
+		n := fmt.Sprintf("h%d.%s", i%40, zone)
+		csr.SANs.DNS = append(csr.SANs.DNS, n)
+		if i < 10 {
+			ids = append(ids, core.Identifier{Type: core.DNS, Value: n})
+		}
+	}
+	in := Input{Stage: StageSign, Provisioner: ProvisionerInfo{Name: "acme", Type: "acme"}, Identifiers: ids, CSR: csr,
+		Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	got, err := e.Decide(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := stockDecision(t, stock, in)
+	if got.Allow || !reflect.DeepEqual(got.Violations, want.Violations) || got.Lifetime != want.Lifetime {
+		t.Fatalf("engine %v %d violations, stock %v %d violations", got.Allow, len(got.Violations), want.Allow, len(want.Violations))
+	}
+	if len(got.Violations) < 20 {
+		t.Fatalf("only %d violations", len(got.Violations))
 	}
 }

@@ -111,7 +111,7 @@ func init() {
 	for _, k := range []string{"input_version", "stage", "provisioner", "name", "type", "account", "id",
 		"eab", "kid", "reference", "policy", "identifiers", "value", "csr", "subject", "common_name",
 		"organization", "organizational_unit", "sans", "dns", "ip", "email", "uri", "key", "bits",
-		"curve", "requested_lifetime", "ra", "time", "candidates",
+		"curve", "requested_lifetime", "ra", "time", "candidates", "cn",
 		// Read by the Go rules (names.go, fastrules.go).
 		"allow", "deny", "allow_wildcard_names", "authority", "max_lifetime", "default_lifetime",
 		// Common values.

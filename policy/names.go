@@ -233,8 +233,9 @@ func nameViolations(in, layers ast.Value) (ast.Set, error) {
 		if !ok {
 			return nil, fmt.Errorf("name_violations: no candidate patterns for %s %q", n.typ, n.value)
 		}
-		typ := ast.StringTerm(n.typ)
-		for _, l := range ls {
+		typ := key(n.typ)
+		for i := range ls {
+			l := &ls[i]
 			if hit, ok := firstMatch(l.deny, typ, cs); ok {
 				add(n, l.kind, fmt.Sprintf("%s: denied by %s rule '%s'", n.value, l.label, hit))
 				continue
@@ -275,117 +276,129 @@ type ruleLayer struct {
 	layer       ast.Value
 	// deny and allow are the layer's rules by type (nil if none).
 	deny, allow ast.Value
-	// restricting is restricts(kind), worked out when first needed, as
-	// the Rego does (it can fail on malformed data).
-	restricting *bool
+	// restricting is restricts(kind), worked out when first needed
+	// (known), as the Rego does (it can fail on malformed data).
+	known, restricting bool
 }
 
 func (l *ruleLayer) restricts() (bool, error) {
-	if l.restricting == nil {
+	if !l.known {
 		r, err := restricts(l.layer)
 		if err != nil {
 			return false, err
 		}
-		l.restricting = &r
+		l.known, l.restricting = true, r
 	}
-	return *l.restricting, nil
+	return l.restricting, nil
 }
 
 // ruleLayers lists the layers that layer_label names: a layer of another
 // kind gets no name violations from the Rego (its reason would be
 // undefined), nor from here.
-func ruleLayers(input ast.Object, layers ast.Value) ([]*ruleLayer, error) {
+func ruleLayers(input ast.Object, layers ast.Value) ([]ruleLayer, error) {
 	ls, ok := layers.(ast.Object)
 	if !ok {
 		return nil, errors.New("name_violations: layer is not an object")
 	}
-	var out []*ruleLayer
-	var err error
-	ls.Foreach(func(k, v *ast.Term) {
-		kind, ok := k.Value.(ast.String)
-		if !ok || err != nil {
-			return
+	out := make([]ruleLayer, 0, 3)
+	for _, kind := range [...]string{"authority", "provisioner", "account"} {
+		v := ls.Get(key(kind))
+		if v == nil {
+			continue
 		}
-		l := &ruleLayer{kind: string(kind), layer: v.Value,
-			deny: lookup(v.Value, "deny"), allow: lookup(v.Value, "allow")}
-		switch l.kind {
-		case "authority":
-			l.label = "authority"
+		l := ruleLayer{kind: kind, label: kind, layer: v.Value, deny: lookup(v.Value, "deny"), allow: lookup(v.Value, "allow")}
+		switch kind {
 		case "account":
 			l.label = "account policy"
 		case "provisioner":
 			p, ok := lookup(input, "provisioner", "name").(ast.String)
 			if !ok {
-				err = errors.New("name_violations: input.provisioner.name is not a string")
-				return
+				return nil, errors.New("name_violations: input.provisioner.name is not a string")
 			}
-			l.label = fmt.Sprintf("provisioner '%s'", string(p))
-		default:
-			return
+			l.label = "provisioner '" + string(p) + "'"
 		}
 		out = append(out, l)
-	})
-	return out, err
+	}
+	return out, nil
 }
 
 // requestNames are names (san_names | cn_names) of names.rego, without
 // duplicates.
 func requestNames(input ast.Object) ([]name, error) {
-	var names []name
-	seen := map[name]bool{}
-	values := map[string]bool{}
-	addName := func(typ, value ast.Value) error {
-		t, ok1 := typ.(ast.String)
-		v, ok2 := value.(ast.String)
-		if !ok1 || !ok2 {
-			return errors.New("name_violations: a name's type or value is not a string")
-		}
-		n := name{string(t), string(v)}
-		values[n.value] = true
-		if !seen[n] {
-			seen[n] = true
-			names = append(names, n)
-		}
-		return nil
-	}
-	var err error
+	var c nameCollector
 	if ids, ok := lookup(input, "identifiers").(*ast.Array); ok {
-		ids.Foreach(func(id *ast.Term) {
-			if o, ok := id.Value.(ast.Object); ok && err == nil {
+		for i := range ids.Len() {
+			if o, ok := ids.Elem(i).Value.(ast.Object); ok {
 				typ, value := lookup(o, "type"), lookup(o, "value")
 				if typ != nil && value != nil {
-					err = addName(typ, value)
+					if err := c.add(typ, value); err != nil {
+						return nil, err
+					}
 				}
 			}
-		})
+		}
 	} else if lookup(input, "identifiers") != nil {
 		return nil, errors.New("name_violations: input.identifiers is not an array")
 	}
 	if sans, ok := lookup(input, "csr", "sans").(ast.Object); ok {
-		sans.Foreach(func(t, vs *ast.Term) {
-			if err != nil {
-				return
-			}
-			switch c := vs.Value.(type) {
+		for _, t := range sans.Keys() {
+			switch vs := sans.Get(t).Value.(type) {
 			case *ast.Array:
-				c.Foreach(func(v *ast.Term) {
-					if err == nil {
-						err = addName(t.Value, v.Value)
+				for i := range vs.Len() {
+					if err := c.add(t.Value, vs.Elem(i).Value); err != nil {
+						return nil, err
 					}
-				})
-			case nil:
+				}
+			case ast.Null:
 			default:
-				err = errors.New("name_violations: input.csr.sans holds a value that is not an array")
+				return nil, errors.New("name_violations: input.csr.sans holds a value that is not an array")
 			}
-		})
+		}
 	}
-	if err != nil {
-		return nil, err
+	if cn, ok := lookup(input, "csr", "subject", "common_name").(ast.String); ok && cn != "" && !c.hasValue(string(cn)) {
+		c.names = append(c.names, name{"cn", string(cn)})
 	}
-	if cn, ok := lookup(input, "csr", "subject", "common_name").(ast.String); ok && cn != "" && !values[string(cn)] {
-		names = append(names, name{"cn", string(cn)})
+	return c.names, nil
+}
+
+// nameCollector gathers the request's names once each. An ACME order has
+// a few names, which a scan finds faster than a map; past 32 names (large
+// CSRs) a map takes over.
+type nameCollector struct {
+	names []name
+	seen  map[name]bool
+}
+
+func (c *nameCollector) add(typ, value ast.Value) error {
+	t, ok1 := typ.(ast.String)
+	v, ok2 := value.(ast.String)
+	if !ok1 || !ok2 {
+		return errors.New("name_violations: a name's type or value is not a string")
 	}
-	return names, nil
+	n := name{string(t), string(v)}
+	if c.seen == nil && len(c.names) >= 32 {
+		c.seen = make(map[name]bool, 2*len(c.names))
+		for _, m := range c.names {
+			c.seen[m] = true
+		}
+	}
+	switch {
+	case c.seen != nil:
+		if c.seen[n] {
+			return nil
+		}
+		c.seen[n] = true
+	case slices.Contains(c.names, n):
+		return nil
+	}
+	c.names = append(c.names, n)
+	return nil
+}
+
+// hasValue reports whether a name has the value v (of any type). It is
+// asked once per request.
+func (c *nameCollector) hasValue(v string) bool {
+	return slices.ContainsFunc(c.names, func(n name) bool { return n.value == v })
 }
 
 // firstMatch is min(rule_set(kind, side, typ) & candidates) for one side
