@@ -44,7 +44,7 @@ layer_label("provisioner") := sprintf("provisioner '%s'", [input.provisioner.nam
 layer_label("account") := "account policy"
 
 violation contains v if {
-	not data.policyca.provisioners[input.provisioner.name]
+	not layer.provisioner
 	v := {
 		"type": "provisioner",
 		"value": input.provisioner.name,
