@@ -470,7 +470,7 @@ func compileWithStore(ctx context.Context, name string, b *bundle.Bundle, store 
 		}
 		if stockLifetime(mods) {
 			repl["lifetime"] = fastLifetimeRule
-			fastOpts = append(fastOpts, lifetimeBuiltin)
+			fastOpts = append(fastOpts, lifetimeBuiltin(&c.layers))
 		}
 		// A bundle that compiles as written but not with these rules in Go
 		// is evaluated as written.

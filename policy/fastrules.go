@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -59,6 +60,42 @@ func mustRule(text string) *ast.Rule {
 // data.policyca.authority and data.policyca.provisioners, nil when absent.
 type layerData struct {
 	authority, provisioners ast.Value
+	// byName holds the layer of a request without an account policy for
+	// each provisioner of the data, and none the layer of a provisioner
+	// the data does not have: these depend on the bundle alone, and are
+	// built once. They are never modified, like the store's values.
+	byName map[string]ast.Object
+	none   ast.Object
+	// lifetimes holds what goLifetime gives for each of those layers.
+	lifetimes map[ast.Object]lifetimeResult
+}
+
+type lifetimeResult struct {
+	text string
+	ok   bool
+	err  error
+}
+
+// newLayerData is the layer data of authority and provisioners (nil when
+// absent), with the layers of requests without an account policy built.
+func newLayerData(authority, provisioners ast.Value) *layerData {
+	d := &layerData{authority: authority, provisioners: provisioners, byName: map[string]ast.Object{}}
+	d.none = buildLayer(d, ast.NewObject())
+	if ps, ok := provisioners.(ast.Object); ok {
+		ps.Foreach(func(k, _ *ast.Term) {
+			if n, ok := k.Value.(ast.String); ok {
+				in := ast.NewObject(ast.Item(key("provisioner"), ast.ObjectTerm(ast.Item(key("name"), k))))
+				d.byName[string(n)] = buildLayer(d, in)
+			}
+		})
+	}
+	d.lifetimes = make(map[ast.Object]lifetimeResult, len(d.byName)+1)
+	for _, l := range append(slices.Collect(maps.Values(d.byName)), d.none) {
+		var r lifetimeResult
+		r.text, r.ok, r.err = goLifetime(l)
+		d.lifetimes[l] = r
+	}
+	return d
 }
 
 // readLayerData reads the layer data from store.
@@ -85,7 +122,7 @@ func readLayerData(ctx context.Context, store storage.Store) (*layerData, error)
 	if err != nil {
 		return nil, err
 	}
-	return &layerData{authority: a, provisioners: p}, nil
+	return newLayerData(a, p), nil
 }
 
 // layerBuiltin is layer of decision.rego given input, over the data that
@@ -115,6 +152,19 @@ var (
 // without the entries that are undefined, and without the account policy
 // when it is not an object.
 func goLayer(d *layerData, input ast.Value) ast.Object {
+	if _, acct := lookup(input, "account", "policy").(ast.Object); !acct && d.none != nil {
+		if n, ok := lookup(input, "provisioner", "name").(ast.String); ok {
+			if l, ok := d.byName[string(n)]; ok {
+				return l
+			}
+			return d.none
+		}
+	}
+	return buildLayer(d, input)
+}
+
+// buildLayer is goLayer without the layers built once.
+func buildLayer(d *layerData, input ast.Value) ast.Object {
 	out := ast.NewObject()
 	if d.authority != nil {
 		out.Insert(termAuthority, ast.NewTerm(d.authority))
@@ -132,17 +182,29 @@ func goLayer(d *layerData, input ast.Value) ast.Object {
 	return out
 }
 
-// lifetimeBuiltin declares goLifetime to OPA.
-var lifetimeBuiltin = rego.Function1(&rego.Function{
-	Name: lifetimeBuiltinName,
-	Decl: types.NewFunction(types.Args(types.A), types.S),
-}, func(_ rego.BuiltinContext, layer *ast.Term) (*ast.Term, error) {
-	d, ok, err := goLifetime(layer.Value)
-	if err != nil || !ok {
-		return nil, err
-	}
-	return ast.StringTerm(d), nil
-})
+// lifetimeBuiltin declares goLifetime to OPA. For a layer that layerBuiltin
+// built once (with d's data), the result is the one worked out then.
+func lifetimeBuiltin(d *atomic.Pointer[layerData]) func(*rego.Rego) {
+	return rego.Function1(&rego.Function{
+		Name: lifetimeBuiltinName,
+		Decl: types.NewFunction(types.Args(types.A), types.S),
+	}, func(_ rego.BuiltinContext, layer *ast.Term) (*ast.Term, error) {
+		var r lifetimeResult
+		var cached bool
+		if ld, o := d.Load(), layer.Value; ld != nil {
+			if l, ok := o.(ast.Object); ok {
+				r, cached = ld.lifetimes[l]
+			}
+		}
+		if !cached {
+			r.text, r.ok, r.err = goLifetime(layer.Value)
+		}
+		if r.err != nil || !r.ok {
+			return nil, r.err
+		}
+		return ast.StringTerm(r.text), nil
+	})
+}
 
 // parseDurationNs is OPA's own time.parse_duration_ns, so that the Go
 // reads durations exactly as the Rego does (including OPA's d, w and y).
