@@ -111,21 +111,40 @@ func candidates(typ, value string) ([]string, bool) {
 // how the Rego tells the engine's precomputed candidates from a document
 // that merely has a field of that name.
 type candidateSets struct {
-	byType map[string]ast.Object
+	// byType holds the names of each type, in candidateTypes' order.
+	byType [len(candidateTypes)]ast.Object
+	other  map[string]ast.Object
 	// incomplete is set when a name has no candidates (an address that
 	// does not parse): the Rego then works them out itself.
 	incomplete bool
 }
 
-func (c *candidateSets) add(typ, value string) {
-	if c.byType == nil {
-		c.byType = make(map[string]ast.Object, 2)
+// candidateTypes are the name types the input's names can have.
+var candidateTypes = [...]string{"dns", "ip", "email", "uri", "cn"}
+
+// names returns the object of the names of type typ, made if need be.
+func (c *candidateSets) names(typ string) ast.Object {
+	for i, t := range candidateTypes {
+		if t == typ {
+			if c.byType[i] == nil {
+				c.byType[i] = ast.NewObject()
+			}
+			return c.byType[i]
+		}
 	}
-	obj := c.byType[typ]
+	if c.other == nil {
+		c.other = map[string]ast.Object{}
+	}
+	obj := c.other[typ]
 	if obj == nil {
 		obj = ast.NewObject()
-		c.byType[typ] = obj
+		c.other[typ] = obj
 	}
+	return obj
+}
+
+func (c *candidateSets) add(typ, value string) {
+	obj := c.names(typ)
 	k := ast.StringTerm(value)
 	if obj.Get(k) != nil {
 		return
@@ -147,11 +166,16 @@ func (c *candidateSets) add(typ, value string) {
 }
 
 func (c *candidateSets) term() *ast.Term {
-	items := make([][2]*ast.Term, 0, len(c.byType))
-	for typ, obj := range c.byType {
-		items = append(items, ast.Item(key(typ), ast.NewTerm(obj)))
+	out := ast.NewObject()
+	for i, obj := range c.byType {
+		if obj != nil {
+			out.Insert(key(candidateTypes[i]), ast.NewTerm(obj))
+		}
 	}
-	return ast.ObjectTerm(items...)
+	for typ, obj := range c.other {
+		out.Insert(key(typ), ast.NewTerm(obj))
+	}
+	return ast.NewTerm(out)
 }
 
 // canonicalIPRule is the form IP rules are stored in once indexed: what
