@@ -49,6 +49,11 @@ const nameBuiltinName = "policyca.name_violations"
 var fastNameRule = ast.MustParseModuleWithOpts("package "+Root+"\n\nname_violations := "+
 	nameBuiltinName+"(input, layer)\n", ast.ParserOptions{RegoVersion: ast.RegoV1}).Rules[0]
 
+var (
+	emptySet     = ast.NewSet()
+	emptySetTerm = ast.NewTerm(emptySet)
+)
+
 // nameBuiltin declares the Go implementation to OPA.
 var nameBuiltin = rego.Function2(&rego.Function{
 	Name: nameBuiltinName,
@@ -57,6 +62,9 @@ var nameBuiltin = rego.Function2(&rego.Function{
 	s, err := nameViolations(in.Value, layers.Value)
 	if err != nil {
 		return nil, err
+	}
+	if s == emptySet {
+		return emptySetTerm, nil
 	}
 	return ast.NewTerm(s), nil
 })
@@ -220,8 +228,11 @@ func nameViolations(in, layers ast.Value) (ast.Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := ast.NewSet()
+	var out ast.Set
 	add := func(n name, layer, reason string) {
+		if out == nil {
+			out = ast.NewSet()
+		}
 		out.Add(ast.ObjectTerm(
 			ast.Item(termType, ast.StringTerm(n.typ)),
 			ast.Item(termValue, ast.StringTerm(n.value)),
@@ -259,6 +270,10 @@ func nameViolations(in, layers ast.Value) (ast.Set, error) {
 				add(n, l.kind, fmt.Sprintf("%s: wildcard names are not allowed by %s", n.value, l.label))
 			}
 		}
+	}
+	if out == nil {
+		// Most requests: a shared empty set, which OPA only reads.
+		return emptySet, nil
 	}
 	return out, nil
 }
@@ -445,39 +460,48 @@ func firstMatch(side ast.Value, typ *ast.Term, cs ast.Set) (string, bool) {
 // count() of anything but a string or a collection is an error in Rego
 // (with strict builtin errors), and so here.
 func restricts(layer ast.Value) (bool, error) {
-	var nonEmpty bool
-	var err error
-	count := func(it *ast.Term) {
-		if nonEmpty || err != nil {
-			return
-		}
-		var n int
-		switch v := it.Value.(type) {
-		case ast.String:
-			n = utf8.RuneCountInString(string(v))
-		case ast.Set:
-			n = v.Len()
-		case ast.Object:
-			n = v.Len()
-		case *ast.Array:
-			n = v.Len()
-		default:
-			err = fmt.Errorf("name_violations: count of %v", ast.ValueName(v))
-		}
-		nonEmpty = n > 0
-	}
 	switch a := lookup(layer, "allow").(type) {
 	case ast.Object:
-		a.Foreach(func(_, v *ast.Term) { count(v) })
+		for it := a.KeysIterator(); ; {
+			k, more := it.Next()
+			if !more {
+				return false, nil
+			}
+			if n, err := countOf(a.Get(k)); n > 0 || err != nil {
+				return n > 0, err
+			}
+		}
 	case ast.Set:
-		a.Foreach(count)
+		for _, t := range a.Slice() {
+			if n, err := countOf(t); n > 0 || err != nil {
+				return n > 0, err
+			}
+		}
 	case *ast.Array:
-		a.Foreach(count)
+		for i := range a.Len() {
+			if n, err := countOf(a.Elem(i)); n > 0 || err != nil {
+				return n > 0, err
+			}
+		}
 	}
-	if err != nil {
-		return false, err
+	return false, nil
+}
+
+// countOf is count(t) in Rego: an error for what is neither a string nor
+// a collection.
+func countOf(t *ast.Term) (int, error) {
+	switch v := t.Value.(type) {
+	case ast.String:
+		return utf8.RuneCountInString(string(v)), nil
+	case ast.Set:
+		return v.Len(), nil
+	case ast.Object:
+		return v.Len(), nil
+	case *ast.Array:
+		return v.Len(), nil
+	default:
+		return 0, fmt.Errorf("name_violations: count of %v", ast.ValueName(v))
 	}
-	return nonEmpty, nil
 }
 
 // lookup is v[k0][k1]… for string keys of objects; nil when absent.
