@@ -231,11 +231,33 @@ func describeJSONError(b []byte, err error) error {
 	if errors.As(err, &te) {
 		return fmt.Errorf("field %q: expected %s, got JSON %s", te.Field, te.Type, te.Value)
 	}
+	var ve *valueError
+	if errors.As(err, &ve) {
+		if field, line, ok := locateValue(b, ve.raw); ok {
+			return fmt.Errorf("field %q (line %d): %w", field, line, err)
+		}
+		return err
+	}
 	msg := err.Error()
 	if strings.HasPrefix(msg, "json: unknown field ") {
 		return fmt.Errorf("unknown field %s", strings.TrimPrefix(msg, "json: unknown field "))
 	}
 	return err
+}
+
+// locateValue finds the one member of doc whose value is the JSON text
+// raw, and returns its name and line; false when there is none or more
+// than one (the error then goes without).
+func locateValue(doc, raw []byte) (string, int, bool) {
+	re, err := regexp.Compile(`"((?:[^"\\]|\\.)*)"\s*:\s*` + regexp.QuoteMeta(string(raw)) + `\s*[,}\]]`)
+	if err != nil {
+		return "", 0, false
+	}
+	m := re.FindAllSubmatchIndex(doc, 2)
+	if len(m) != 1 {
+		return "", 0, false
+	}
+	return string(doc[m[0][2]:m[0][3]]), 1 + bytes.Count(doc[:m[0][0]], []byte("\n")), true
 }
 
 func (c *Config) applyDefaults() {

@@ -73,7 +73,9 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"no provisioners", good[:strings.Index(good, `,
   "provisioners"`)] + "}", `"provisioners"`},
 		{"bad duration", strings.Replace(good, `"7d"`, `"seven days"`, 1), `invalid duration`},
-		{"duration number", strings.Replace(good, `"7d"`, `7`, 1), `duration must be a string`},
+		{"bad duration names the field", strings.Replace(good, `"7d"`, `"seven days"`, 1), `field "max_lifetime" (line `},
+		{"duration number", strings.Replace(good, `"7d"`, `7`, 1), `field "max_lifetime" (line `},
+		{"duration number says what", strings.Replace(good, `"7d"`, `7`, 1), `duration must be a string`},
 		{"max < default", strings.Replace(good, `"7d"`, `"1h"`, 1), `provisioners[0].max_lifetime`},
 		{"bad port", strings.Replace(good, `5002`, `70000`, 1), `provisioners[0].validation.http01_port`},
 		{"bad resolver", strings.Replace(good, `127.0.0.1:5353`, `nope`, 1), `provisioners[0].validation.resolvers[0]`},
@@ -151,5 +153,19 @@ func TestParseDuration(t *testing.T) {
 		if _, err := ParseDuration(in); err == nil {
 			t.Errorf("ParseDuration(%q) accepted", in)
 		}
+	}
+}
+
+func TestLocateValue(t *testing.T) {
+	doc := []byte("{\n \"a\": \"x\",\n \"b\": {\"c\\\"d\": 7},\n \"e\": \"x\"\n}")
+	if f, line, ok := locateValue(doc, []byte("7")); !ok || f != `c\"d` || line != 3 {
+		t.Errorf("7: %q %d %v", f, line, ok)
+	}
+	// The same text twice: which field is unknown, so none is named.
+	if _, _, ok := locateValue(doc, []byte(`"x"`)); ok {
+		t.Error(`"x" located`)
+	}
+	if _, _, ok := locateValue(doc, []byte(`"y"`)); ok {
+		t.Error(`"y" located`)
 	}
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -44,12 +45,23 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("duration must be a string such as \"24h\" or \"7d\"")
+		return &valueError{raw: b, err: errors.New("duration must be a string such as \"24h\" or \"7d\"")}
 	}
 	v, err := ParseDuration(s)
 	if err != nil {
-		return err
+		return &valueError{raw: b, err: err}
 	}
 	*d = Duration(v)
 	return nil
 }
+
+// valueError is a value refused while decoding, with its JSON text, so
+// that the error can name the field it was found in (describeJSONError):
+// encoding/json does not say where a custom decoder failed.
+type valueError struct {
+	raw []byte
+	err error
+}
+
+func (e *valueError) Error() string { return e.err.Error() }
+func (e *valueError) Unwrap() error { return e.err }
