@@ -123,7 +123,7 @@ func newRATokenCmd() *cobra.Command {
 	var cf caFlags
 	var name, caURL string
 	var provs []string
-	var expires time.Duration
+	expires := raapi.DefaultTokenLifetime
 	var asJSON bool
 	create := &cobra.Command{
 		Use:   "create",
@@ -172,7 +172,7 @@ func newRATokenCmd() *cobra.Command {
 	cf.register(create)
 	create.Flags().StringVar(&name, "name", "", "the RA's name (required)")
 	create.Flags().StringSliceVar(&provs, "provisioner", nil, "provisioner the RA may serve; repeatable (default: the first one)")
-	create.Flags().DurationVar(&expires, "expires", raapi.DefaultTokenLifetime, "the token is redeemable within this duration")
+	create.Flags().Var((*dayDuration)(&expires), "expires", "the token is redeemable within this duration (e.g. 30m, 24h, 7d)")
 	create.Flags().StringVar(&caURL, "ca-url", "", "the CA's URL as the RA reaches it (default: the configured external URL)")
 	create.Flags().BoolVar(&asJSON, "json", false, "print JSON for scripts")
 	create.MarkFlagRequired("name")
@@ -243,4 +243,19 @@ func newRASetCmd(verb string, disable bool) *cobra.Command {
 	}
 	cf.register(cmd)
 	return cmd
+}
+
+// dayDuration is a duration flag in the configuration's syntax: Go's
+// ("36h", "90m") and days ("7d").
+type dayDuration time.Duration
+
+func (d *dayDuration) String() string { return time.Duration(*d).String() }
+func (d *dayDuration) Type() string   { return "duration" }
+func (d *dayDuration) Set(s string) error {
+	v, err := config.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = dayDuration(v)
+	return nil
 }
