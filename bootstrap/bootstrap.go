@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/policyca/policyca/config"
+	"github.com/policyca/policyca/core"
 	"github.com/policyca/policyca/pki"
 	"github.com/policyca/policyca/policies"
 	"github.com/policyca/policyca/signer"
@@ -156,6 +157,9 @@ func Init(o Options) (*Result, error) {
 		if _, err := pki.ParseKeySpec(string(ks)); err != nil {
 			return nil, err
 		}
+	}
+	if err := checkTLSNames(o.TLSNames); err != nil {
+		return nil, err
 	}
 	db := config.Database{Driver: "sqlite", Path: "db/policyca.db"}
 	if o.DatabaseURL != "" {
@@ -310,6 +314,22 @@ func Init(o Options) (*Result, error) {
 		AdminCert:    filepath.Join(state, "certs", "admin.pem"),
 		AdminKey:     filepath.Join(state, "keys", "admin.key"),
 	}, nil
+}
+
+// checkTLSNames refuses a --tls-name that is neither an IP address nor a
+// DNS name a certificate can carry (checked as an ACME identifier would
+// be, so "*.example.internal" is allowed and "bad name" or "a..b" are not).
+func checkTLSNames(names []string) error {
+	for _, n := range names {
+		h := strings.Trim(n, "[]")
+		if net.ParseIP(h) != nil {
+			continue
+		}
+		if _, err := core.NormalizeIdentifier(core.Identifier{Type: core.DNS, Value: h}); err != nil {
+			return fmt.Errorf("--tls-name %q: not an IP address or a DNS name: %w", n, err)
+		}
+	}
+	return nil
 }
 
 func tlsNames(listenHost string, o Options) ([]string, []net.IP) {

@@ -94,9 +94,11 @@ func TestInitRefusesBadInput(t *testing.T) {
 func TestInitChecksTheConfigurationFirst(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state")
 	for name, o := range map[string]Options{
-		"http external URL":  {ExternalURL: "http://ca.internal"},
-		"resolver, no port":  {Resolvers: []string{"10.0.0.53"}},
-		"http-01 port range": {HTTP01Port: 99999},
+		"http external URL":    {ExternalURL: "http://ca.internal"},
+		"resolver, no port":    {Resolvers: []string{"10.0.0.53"}},
+		"http-01 port range":   {HTTP01Port: 99999},
+		"TLS name not a name":  {TLSNames: []string{"ca.internal", "bad name"}},
+		"TLS name empty label": {TLSNames: []string{"a..internal"}},
 	} {
 		o.StateDir, o.Listen = state, "127.0.0.1:1"
 		if _, err := Init(o); err == nil {
@@ -106,7 +108,8 @@ func TestInitChecksTheConfigurationFirst(t *testing.T) {
 			t.Fatalf("%s: the state directory was created (%v)", name, err)
 		}
 	}
-	if _, err := Init(Options{StateDir: state, Listen: "127.0.0.1:1", ExternalURL: "https://ca.internal"}); err != nil {
+	if _, err := Init(Options{StateDir: state, Listen: "127.0.0.1:1", ExternalURL: "https://ca.internal",
+		TLSNames: []string{"ca.internal", "*.svc.internal", "10.0.0.1", "[fd00::1]"}}); err != nil {
 		t.Fatalf("the corrected options: %v", err)
 	}
 }
