@@ -441,8 +441,9 @@ func NormalizePolicy(raw json.RawMessage) ([]byte, error) {
 			return nil, fmt.Errorf("%w: account policy: max_lifetime %q is not a positive duration", ErrInvalid, r.MaxLifetime)
 		}
 		if _, err := time.ParseDuration(r.MaxLifetime); err != nil {
-			// Days ("7d"), which the configuration accepts but the policy's
-			// Rego (time.parse_duration_ns) does not: stored as hours.
+			// Days ("7d"), as the configuration writes them: stored as
+			// hours, in the form every reader takes (the engine and OPA read
+			// days too, and policies stored as "7d" before this still work).
 			r.MaxLifetime = d.String()
 		}
 	}

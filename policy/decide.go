@@ -283,7 +283,7 @@ func parseDecision(x ast.Value) (Decision, error) {
 		if !ok {
 			return d, fmt.Errorf("%s.lifetime is not a duration string", DecisionQuery)
 		}
-		lt, err := time.ParseDuration(string(s))
+		lt, err := regoDuration(string(s))
 		if err != nil || lt <= 0 {
 			return d, fmt.Errorf("%s.lifetime %q is not a positive duration", DecisionQuery, string(s))
 		}

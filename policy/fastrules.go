@@ -239,6 +239,13 @@ func durationNs(d *ast.Term) (int64, error) {
 	return ns, nil
 }
 
+// regoDuration parses s as the policy's Rego does (time.parse_duration_ns):
+// Go's syntax, and OPA's d, w and y ("7d").
+func regoDuration(s string) (time.Duration, error) {
+	ns, err := durationNs(ast.StringTerm(s))
+	return time.Duration(ns), err
+}
+
 // goLifetime is lifetime of lifetime.rego given layer: of the provisioner
 // layer's default_lifetime and every layer's max_lifetime, the shortest
 // (the least text among equally long ones, as min over [ns, text] pairs

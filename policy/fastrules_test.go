@@ -186,3 +186,37 @@ func TestManyNamesAgree(t *testing.T) {
 		t.Fatalf("only %d violations", len(got.Violations))
 	}
 }
+
+// Durations in days (OPA reads "7d"; policyca stored account policies so
+// before 2026-11-29) are accepted in bundle data and account policies and
+// cap the lifetime; what is not a positive duration is refused.
+func TestLifetimesInDays(t *testing.T) {
+	data := map[string]any{
+		"authority":    map[string]any{"allow": map[string]any{"dns": []any{".internal"}}, "max_lifetime": "90d"},
+		"provisioners": map[string]any{"acme": map[string]any{"default_lifetime": "30d"}},
+	}
+	e, err := NewEngine(EngineConfig{Path: writeBundle(t, data), Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := Input{Stage: StageOrder, Provisioner: ProvisionerInfo{Name: "acme", Type: "acme"},
+		Identifiers: []core.Identifier{{Type: core.DNS, Value: "a.internal"}}}
+	for policy, want := range map[string]time.Duration{
+		``:                         30 * 24 * time.Hour,
+		`{"max_lifetime": "7d"}`:   7 * 24 * time.Hour,
+		`{"max_lifetime": "1.5d"}`: 36 * time.Hour,
+		`{"max_lifetime": "1w"}`:   7 * 24 * time.Hour,
+	} {
+		in.Account.Policy = []byte(policy)
+		d, err := e.Decide(context.Background(), in)
+		if err != nil || !d.Allow || d.Lifetime != want {
+			t.Errorf("%s: %+v %v, want lifetime %v", policy, d, err, want)
+		}
+	}
+	for _, policy := range []string{`{"max_lifetime": "-1d"}`, `{"max_lifetime": "0d"}`, `{"max_lifetime": "7days"}`} {
+		in.Account.Policy = []byte(policy)
+		if d, err := e.Decide(context.Background(), in); err == nil || d.Allow {
+			t.Errorf("%s: %+v %v, want an error", policy, d, err)
+		}
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/open-policy-agent/opa/v1/util"
 
@@ -82,8 +81,9 @@ func validateLayer(field string, v any, provisioner bool) error {
 			if !ok {
 				return fmt.Errorf("%s is not a duration string", f)
 			}
-			if d, err := time.ParseDuration(s); err != nil || d <= 0 {
-				return fmt.Errorf("%s: %q is not a positive duration (e.g. \"24h\")", f, s)
+			// As the Rego reads it: Go's syntax, and OPA's days ("7d").
+			if d, err := regoDuration(s); err != nil || d <= 0 {
+				return fmt.Errorf("%s: %q is not a positive duration (e.g. \"24h\" or \"7d\")", f, s)
 			}
 		case "keys":
 			if err := validateKeys(f, m[k]); err != nil {
