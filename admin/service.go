@@ -101,6 +101,10 @@ type ProvisionerView struct {
 	DefaultLifetime string `json:"default_lifetime"`
 	MaxLifetime     string `json:"max_lifetime"`
 	DirectoryURL    string `json:"directory_url"`
+	// Served says whether the running CA serves it (a provisioner added
+	// to the configuration is served once the CA restarts); absent when
+	// the list is read from the configuration file alone.
+	Served *bool `json:"served,omitempty"`
 }
 
 // ErrNotFound and ErrInvalid classify failures for the HTTP layer.
@@ -117,6 +121,9 @@ type Service struct {
 	// ConfigPath is the configuration file provisioners are added to.
 	ConfigPath string
 	Now        func() time.Time
+	// Served names the provisioners the running CA serves (nil when the
+	// service runs outside the CA, on the configuration file alone).
+	Served map[string]bool
 }
 
 func (s *Service) now() time.Time {
@@ -296,7 +303,12 @@ func (s *Service) ListProvisioners(context.Context) ([]ProvisionerView, error) {
 	}
 	out := make([]ProvisionerView, 0, len(c.Provisioners))
 	for _, p := range c.Provisioners {
-		out = append(out, provView(c, p))
+		v := provView(c, p)
+		if s.Served != nil {
+			served := s.Served[p.Name]
+			v.Served = &served
+		}
+		out = append(out, v)
 	}
 	return out, nil
 }

@@ -221,7 +221,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	s.mux.HandleFunc("GET /roots.pem", s.rootsPEM)
 	s.mux.HandleFunc("GET /crl", s.crl)
 	if adminCA != nil {
-		svc := &admin.Service{Store: st, ConfigPath: cfg.File()}
+		served := map[string]bool{}
+		for _, p := range cfg.Provisioners {
+			served[p.Name] = true
+		}
+		svc := &admin.Service{Store: st, ConfigPath: cfg.File(), Served: served}
 		s.mux.Handle(admin.Prefix+"/", admin.Handler(svc, adminCA, log))
 	}
 	if err := s.mountRAAPI(ctx, cfg); err != nil {

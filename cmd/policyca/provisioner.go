@@ -94,10 +94,22 @@ func newProvisionerCmd() *cobra.Command {
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tTYPE\tREQUIRE EAB\tLIFETIME\tMAX LIFETIME\tDIRECTORY")
+			restart := false
 			for _, p := range ps {
-				fmt.Fprintf(tw, "%s\t%s\t%t\t%s\t%s\t%s\n", p.Name, p.Type, p.RequireEAB, p.DefaultLifetime, p.MaxLifetime, p.DirectoryURL)
+				name := p.Name
+				if p.Served != nil && !*p.Served {
+					name += " (not served yet)"
+					restart = true
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%t\t%s\t%s\t%s\n", name, p.Type, p.RequireEAB, p.DefaultLifetime, p.MaxLifetime, p.DirectoryURL)
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if restart {
+				fmt.Fprintln(cmd.OutOrStdout(), "\nprovisioners marked \"not served yet\" were added to the configuration after the CA started: restart it to serve them")
+			}
+			return nil
 		},
 	}
 	listCmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
