@@ -220,7 +220,8 @@ func nameViolations(in, layers ast.Value) (ast.Set, error) {
 	if !ok {
 		return nil, errors.New("name_violations: input is not an object")
 	}
-	ls, err := ruleLayers(input, layers)
+	var buf [3]ruleLayer
+	ls, err := ruleLayers(input, layers, buf[:0])
 	if err != nil {
 		return nil, err
 	}
@@ -310,12 +311,11 @@ func (l *ruleLayer) restricts() (bool, error) {
 // ruleLayers lists the layers that layer_label names: a layer of another
 // kind gets no name violations from the Rego (its reason would be
 // undefined), nor from here.
-func ruleLayers(input ast.Object, layers ast.Value) ([]ruleLayer, error) {
+func ruleLayers(input ast.Object, layers ast.Value, out []ruleLayer) ([]ruleLayer, error) {
 	ls, ok := layers.(ast.Object)
 	if !ok {
 		return nil, errors.New("name_violations: layer is not an object")
 	}
-	out := make([]ruleLayer, 0, 3)
 	for _, kind := range [...]string{"authority", "provisioner", "account"} {
 		v := ls.Get(key(kind))
 		if v == nil {
