@@ -456,18 +456,17 @@ func compileWithStore(ctx context.Context, name string, b *bundle.Bundle, store 
 		return nil, locateErrors(name, err)
 	}
 	c := &compiled{pq: pq, revision: b.Manifest.Revision, name: name}
-	if stockNameRules(mods) {
-		repl := map[string]*ast.Rule{"name_violations": fastNameRule}
-		fastOpts := append(slices.Clip(opts), nameBuiltin)
-		if layerDataIsBase(mods) {
-			d, err := readLayerData(ctx, store)
-			if err != nil {
-				return nil, err
-			}
-			c.layers.Store(d)
-			repl["layer"] = fastLayerRule
-			fastOpts = append(fastOpts, layerBuiltin(&c.layers))
+	// The Go rules are used only on the bundle's own data and validated
+	// account policies: a layer a Rego rule defines could hold values
+	// (sets, numbers) that no validation has seen.
+	if stockNameRules(mods) && layerDataIsBase(mods) {
+		d, err := readLayerData(ctx, store)
+		if err != nil {
+			return nil, err
 		}
+		c.layers.Store(d)
+		repl := map[string]*ast.Rule{"name_violations": fastNameRule, "layer": fastLayerRule}
+		fastOpts := append(slices.Clip(opts), nameBuiltin, layerBuiltin(&c.layers))
 		if stockLifetime(mods) {
 			repl["lifetime"] = fastLifetimeRule
 			fastOpts = append(fastOpts, lifetimeBuiltin(&c.layers))

@@ -29,10 +29,11 @@ import (
 //	layer := policyca.layer(input)        # decision.rego
 //	lifetime := policyca.lifetime(layer)  # lifetime.rego
 //
-//   - layer, when nothing in the bundle defines a rule at or below
-//     data.policyca.authority or data.policyca.provisioners, which the Go
-//     reads from the bundle's data as it was loaded (layer itself is one
-//     of the stock rules the fast query already requires);
+//   - layer, always: the fast query is prepared only when nothing in the
+//     bundle defines a rule at or below data.policyca.authority or
+//     data.policyca.provisioners, which the Go reads from the bundle's
+//     (validated) data as it was loaded (layer itself is one of the stock
+//     rules the fast query requires);
 //   - lifetime, when the bundle's lifetime and lifetime_limits rules are
 //     exactly the default's (compared rule by rule, like the name rules).
 //
@@ -275,8 +276,8 @@ func goLifetime(layer ast.Value) (string, bool, error) {
 	if !ok {
 		return "", false, nil
 	}
-	if p, ok := lookup(ls, "provisioner").(ast.Object); ok {
-		if d := p.Get(key("default_lifetime")); d != nil {
+	if p := lookup(ls, "provisioner"); p != nil {
+		if d := refGet(p, "default_lifetime"); d != nil {
 			if err := add(d); err != nil {
 				return "", false, err
 			}
@@ -284,11 +285,10 @@ func goLifetime(layer ast.Value) (string, bool, error) {
 	}
 	var err error
 	ls.Foreach(func(_, rules *ast.Term) {
-		r, ok := rules.Value.(ast.Object)
-		if !ok || err != nil {
+		if err != nil {
 			return
 		}
-		if d := r.Get(key("max_lifetime")); d != nil {
+		if d := refGet(rules.Value, "max_lifetime"); d != nil {
 			err = add(d)
 		}
 	})
@@ -375,4 +375,17 @@ func withRulesReplaced(mods []*ast.Module, repl map[string]*ast.Rule) []*ast.Mod
 		out[i] = c
 	}
 	return out
+}
+
+// refGet is v.k in Rego: an object's value, or a set's element k.
+func refGet(v ast.Value, k string) *ast.Term {
+	switch x := v.(type) {
+	case ast.Object:
+		return x.Get(key(k))
+	case ast.Set:
+		if t := key(k); x.Contains(t) {
+			return t
+		}
+	}
+	return nil
 }

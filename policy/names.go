@@ -292,8 +292,9 @@ type ruleLayer struct {
 	layer       ast.Value
 	// deny and allow are the layer's rules by type (nil if none).
 	deny, allow ast.Value
-	// restricting is restricts(kind), worked out when first needed
-	// (known), as the Rego does (it can fail on malformed data).
+	// restricting is restricts(kind), worked out for every layer before
+	// any name is checked, as the Rego's restricting set is evaluated
+	// whole (it can fail on malformed data).
 	known, restricting bool
 }
 
@@ -331,6 +332,11 @@ func ruleLayers(input ast.Object, layers ast.Value, out []ruleLayer) ([]ruleLaye
 				return nil, errors.New("name_violations: input.provisioner.name is not a string")
 			}
 			l.label = "provisioner '" + string(p) + "'"
+		}
+		// The Rego's restricting set is evaluated whole, whatever the
+		// names: a count error in any layer is an error.
+		if _, err := l.restricts(); err != nil {
+			return nil, err
 		}
 		out = append(out, l)
 	}
@@ -460,31 +466,38 @@ func firstMatch(side ast.Value, typ *ast.Term, cs ast.Set) (string, bool) {
 // count() of anything but a string or a collection is an error in Rego
 // (with strict builtin errors), and so here.
 func restricts(layer ast.Value) (bool, error) {
+	found := false
 	switch a := lookup(layer, "allow").(type) {
 	case ast.Object:
 		for it := a.KeysIterator(); ; {
 			k, more := it.Next()
 			if !more {
-				return false, nil
+				return found, nil
 			}
-			if n, err := countOf(a.Get(k)); n > 0 || err != nil {
-				return n > 0, err
+			if n, err := countOf(a.Get(k)); err != nil {
+				return false, err
+			} else if n > 0 {
+				found = true
 			}
 		}
 	case ast.Set:
 		for _, t := range a.Slice() {
-			if n, err := countOf(t); n > 0 || err != nil {
-				return n > 0, err
+			if n, err := countOf(t); err != nil {
+				return false, err
+			} else if n > 0 {
+				found = true
 			}
 		}
 	case *ast.Array:
 		for i := range a.Len() {
-			if n, err := countOf(a.Elem(i)); n > 0 || err != nil {
-				return n > 0, err
+			if n, err := countOf(a.Elem(i)); err != nil {
+				return false, err
+			} else if n > 0 {
+				found = true
 			}
 		}
 	}
-	return false, nil
+	return found, nil
 }
 
 // countOf is count(t) in Rego: an error for what is neither a string nor
