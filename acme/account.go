@@ -246,7 +246,9 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request, req *requ
 }
 
 // handleAccountOrders lists an account's orders, a page at a time, with a
-// Link rel="next" to the following page (§7.1.2.1).
+// Link rel="next" to the following page (§7.1.2.1). Invalid orders are left
+// out, including pending and ready ones past their expiry that nobody has
+// read since (the store applies orderState's expiry rule).
 func (s *Server) handleAccountOrders(w http.ResponseWriter, r *http.Request, req *request) error {
 	id := mux.Vars(r)["id"]
 	if err := requireOwner(req, id); err != nil {
@@ -256,7 +258,7 @@ func (s *Server) handleAccountOrders(w http.ResponseWriter, r *http.Request, req
 		return err
 	}
 	cursor := r.URL.Query().Get("cursor")
-	ids, next, err := s.store.ListOrderIDs(r.Context(), id, cursor, s.pageSize)
+	ids, next, err := s.store.ListOrderIDs(r.Context(), id, cursor, s.pageSize, s.now())
 	if err != nil {
 		return storeError(err, "cannot list orders")
 	}

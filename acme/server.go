@@ -44,7 +44,7 @@ type Store interface {
 	CreateOrder(ctx context.Context, o *core.Order, authzs []*core.Authorization) error
 	GetOrder(ctx context.Context, id string) (*core.Order, error)
 	UpdateOrder(ctx context.Context, o *core.Order) error
-	ListOrderIDs(ctx context.Context, accountID, cursor string, limit int) (ids []string, next string, err error)
+	ListOrderIDs(ctx context.Context, accountID, cursor string, limit int, now time.Time) (ids []string, next string, err error)
 	ListStaleProcessingOrders(ctx context.Context, before time.Time) ([]*core.Order, error)
 
 	GetAuthorization(ctx context.Context, id string) (*core.Authorization, error)

@@ -79,7 +79,17 @@ type Store interface {
 	// starting after the cursor ("" = from the start), at most limit; next
 	// is "" when there are no more. The cursor is opaque (a next value);
 	// an unknown one is ErrNotFound. limit < 1 is an error.
-	ListOrderIDs(ctx context.Context, accountID, cursor string, limit int) (ids []string, next string, err error)
+	//
+	// Orders that are invalid at now are left out (RFC 8555 §7.1.2.1: the
+	// list SHOULD NOT include invalid orders): those stored as "invalid",
+	// and those stored as "pending" or "ready" whose Expires is set and
+	// not after now (now >= the stored Expires), which the ACME layer
+	// reads as invalid. Every other order is listed, whatever its
+	// Expires. Orders left out do not count towards limit, and the cursor
+	// rules do not change: a cursor naming an order of the account that is
+	// now left out (it became invalid after the page that returned it)
+	// still continues after that order.
+	ListOrderIDs(ctx context.Context, accountID, cursor string, limit int, now time.Time) (ids []string, next string, err error)
 	// ListStaleProcessingOrders returns orders in "processing" whose
 	// ProcessingSince is before the given time (crash recovery). One in
 	// "processing" with a zero ProcessingSince is always included.

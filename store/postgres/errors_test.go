@@ -136,7 +136,7 @@ func TestAwkwardText(t *testing.T) {
 		if err := s.RevokeCertificate(ctx, key, 0, time.Time{}); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("RevokeCertificate(%q): %v", key, err)
 		}
-		if _, _, err := s.ListOrderIDs(ctx, acct.ID, key, 10); !errors.Is(err, store.ErrNotFound) {
+		if _, _, err := s.ListOrderIDs(ctx, acct.ID, key, 10, time.Now()); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("ListOrderIDs cursor %q: %v", key, err)
 		}
 	}

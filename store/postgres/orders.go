@@ -23,9 +23,11 @@ const (
 		version = version + 1
 	WHERE id = $11 AND version = $12 RETURNING 1)
 SELECT EXISTS (SELECT 1 FROM upd), EXISTS (SELECT 1 FROM orders WHERE id = $11)`
-	sqlOrdersFirst = `SELECT id FROM orders WHERE account_id = $1 ORDER BY seq LIMIT $2`
-	sqlOrdersAfter = `SELECT id FROM orders WHERE account_id = $1
-	AND seq > (SELECT seq FROM orders WHERE id = $2 AND account_id = $1) ORDER BY seq LIMIT $3`
+	// $2 is now: see listedOrder.
+	sqlOrdersFirst = `SELECT id FROM orders WHERE account_id = $1 AND ` + listedOrder + `
+	ORDER BY seq LIMIT $3`
+	sqlOrdersAfter = `SELECT id FROM orders WHERE account_id = $1 AND ` + listedOrder + `
+	AND seq > (SELECT seq FROM orders WHERE id = $4 AND account_id = $1) ORDER BY seq LIMIT $3`
 	sqlOrderCursor = `SELECT EXISTS (SELECT 1 FROM orders WHERE id = $1 AND account_id = $2)`
 	// NULLS FIRST: an order in "processing" without a start time is the
 	// most suspicious, and SQLite sorts NULL first too.
@@ -158,11 +160,23 @@ func updateOrder(ctx context.Context, q querier, o *core.Order) error {
 	return nil
 }
 
-// ListOrderIDs pages through an account's orders in creation order. The
-// cursor is the last ID of the previous page. Orders created concurrently
-// on several nodes are listed in the order their sequence numbers were
-// drawn, which may differ from the order in which they were committed.
-func (s *Store) ListOrderIDs(ctx context.Context, accountID, cursor string, limit int) ([]string, string, error) {
+// listedOrder is the condition, on the orders table, of an order that
+// ListOrderIDs lists at now ($2): not invalid, and not pending or ready
+// with an expiry at or before now. It mirrors the ACME layer's rule
+// (expired when !now.Before(expires)); comparing now truncated to the
+// microsecond with the stored (truncated) expiry gives the same answer as
+// comparing the full times. It is a filter on the rows of the
+// (account_id, seq) index scan, which keeps its order and its LIMIT.
+const listedOrder = `status <> 'invalid'
+	AND (status NOT IN ('pending', 'ready') OR expires IS NULL OR expires > $2)`
+
+// ListOrderIDs pages through an account's orders in creation order,
+// leaving out those that are invalid at now. The cursor is the last ID of
+// the previous page; it need not be listed any more. Orders created
+// concurrently on several nodes are listed in the order their sequence
+// numbers were drawn, which may differ from the order in which they were
+// committed.
+func (s *Store) ListOrderIDs(ctx context.Context, accountID, cursor string, limit int, now time.Time) ([]string, string, error) {
 	if limit < 1 {
 		return nil, "", fmt.Errorf("postgres: ListOrderIDs: limit %d < 1", limit)
 	}
@@ -180,9 +194,9 @@ func (s *Store) ListOrderIDs(ctx context.Context, accountID, cursor string, limi
 	)
 	// One extra row tells whether there is a next page.
 	if cursor == "" {
-		rows, err = s.pool.Query(ctx, sqlOrdersFirst, accountID, limit+1)
+		rows, err = s.pool.Query(ctx, sqlOrdersFirst, accountID, listNow(now), limit+1)
 	} else {
-		rows, err = s.pool.Query(ctx, sqlOrdersAfter, accountID, cursor, limit+1)
+		rows, err = s.pool.Query(ctx, sqlOrdersAfter, accountID, listNow(now), limit+1, cursor)
 	}
 	if err != nil {
 		return nil, "", mapErr(ctx, err)
@@ -205,6 +219,14 @@ func (s *Store) ListOrderIDs(ctx context.Context, accountID, cursor string, limi
 		return ids[:limit], ids[limit-1], nil
 	}
 	return ids, "", nil
+}
+
+// listNow encodes ListOrderIDs' now like ts does an expiry (UTC,
+// truncated to the microsecond), but never as NULL: the zero time is a
+// real instant here (before every expiry), and NULL would leave out every
+// pending order with an expiry.
+func listNow(now time.Time) time.Time {
+	return now.UTC().Truncate(time.Microsecond)
 }
 
 // ListStaleProcessingOrders returns orders in "processing" since before the

@@ -137,9 +137,19 @@ func orderUpdateArgs(o *core.Order) ([]any, error) {
 	return append(args[:len(args)-1], o.ID, o.Version), nil // created_at is immutable
 }
 
-// ListOrderIDs pages through an account's orders in creation order. The
-// cursor is the last ID of the previous page.
-func (s *Store) ListOrderIDs(ctx context.Context, accountID, cursor string, limit int) ([]string, string, error) {
+// listedOrder is the condition, on the orders table, of an order that
+// ListOrderIDs lists at now (?2, unix microseconds): not invalid, and not
+// pending or ready with an expiry at or before now. It mirrors the ACME
+// layer's rule (expired when !now.Before(expires)); comparing now
+// truncated to the microsecond with the stored (truncated) expiry gives
+// the same answer as comparing the full times.
+const listedOrder = `status <> 'invalid'
+	AND (status NOT IN ('pending', 'ready') OR expires IS NULL OR expires > ?2)`
+
+// ListOrderIDs pages through an account's orders in creation order,
+// leaving out those that are invalid at now. The cursor is the last ID of
+// the previous page; it need not be listed any more.
+func (s *Store) ListOrderIDs(ctx context.Context, accountID, cursor string, limit int, now time.Time) ([]string, string, error) {
 	if limit < 1 {
 		return nil, "", fmt.Errorf("sqlite: ListOrderIDs: limit %d < 1", limit)
 	}
@@ -149,9 +159,9 @@ func (s *Store) ListOrderIDs(ctx context.Context, accountID, cursor string, limi
 	)
 	// One extra row tells whether there is a next page.
 	if cursor == "" {
-		rows, err = s.ordersFirst.QueryContext(ctx, accountID, limit+1)
+		rows, err = s.ordersFirst.QueryContext(ctx, accountID, now.UnixMicro(), limit+1)
 	} else {
-		rows, err = s.ordersAfter.QueryContext(ctx, accountID, cursor, limit+1)
+		rows, err = s.ordersAfter.QueryContext(ctx, accountID, now.UnixMicro(), limit+1, cursor)
 	}
 	if err != nil {
 		return nil, "", mapErr(err)

@@ -91,9 +91,12 @@ func (s *Store) prepare(ctx context.Context) error {
 		{&s.accountByID, s.r, `SELECT ` + accountCols + ` FROM accounts WHERE id = ?`},
 		{&s.accountByThumb, s.r, `SELECT ` + accountCols + ` FROM accounts WHERE key_thumbprint = ?`},
 		{&s.orderByID, s.r, `SELECT ` + orderCols + ` FROM orders WHERE id = ?`},
-		{&s.ordersFirst, s.r, `SELECT id FROM orders WHERE account_id = ? ORDER BY seq LIMIT ?`},
-		{&s.ordersAfter, s.r, `SELECT id FROM orders WHERE account_id = ?1
-			AND seq > (SELECT seq FROM orders WHERE id = ?2 AND account_id = ?1) ORDER BY seq LIMIT ?3`},
+		// ?2 is now in unix microseconds: invalid orders, and pending or
+		// ready ones expired at now, are left out (store.ListOrderIDs).
+		{&s.ordersFirst, s.r, `SELECT id FROM orders WHERE account_id = ?1 AND ` + listedOrder + `
+			ORDER BY seq LIMIT ?3`},
+		{&s.ordersAfter, s.r, `SELECT id FROM orders WHERE account_id = ?1 AND ` + listedOrder + `
+			AND seq > (SELECT seq FROM orders WHERE id = ?4 AND account_id = ?1) ORDER BY seq LIMIT ?3`},
 		{&s.orderCursor, s.r, `SELECT 1 FROM orders WHERE id = ? AND account_id = ?`},
 		{&s.staleOrders, s.r, `SELECT ` + orderCols + ` FROM orders WHERE status = 'processing'
 			AND (processing_since IS NULL OR processing_since < ?) ORDER BY processing_since, seq`},

@@ -137,7 +137,7 @@ func testParallelCreateOrder(t *testing.T, s store.Store) {
 	for err := range errs {
 		t.Error(err)
 	}
-	listed, next, err := s.ListOrderIDs(ctx, acct.ID, "", 1000)
+	listed, next, err := s.ListOrderIDs(ctx, acct.ID, "", 1000, baseTime)
 	noErr(t, "ListOrderIDs", err)
 	if next != "" {
 		t.Fatalf("unexpected next cursor %q", next)

@@ -100,7 +100,7 @@ func testOrderCreateAtomic(t *testing.T, s store.Store) {
 	wantErr(t, "GetOrder after failed create", err, store.ErrNotFound)
 	_, err = s.GetAuthorization(ctx, authzs[0].ID)
 	wantErr(t, "GetAuthorization after failed create", err, store.ErrNotFound)
-	ids, _, err := s.ListOrderIDs(ctx, acct.ID, "", 10)
+	ids, _, err := s.ListOrderIDs(ctx, acct.ID, "", 10, baseTime)
 	noErr(t, "ListOrderIDs", err)
 	if len(ids) != 1 {
 		t.Fatalf("account has %d orders after a failed create, want 1", len(ids))
@@ -207,7 +207,7 @@ func testListOrderIDs(t *testing.T, s store.Store) {
 	for _, tc := range tests {
 		cursor := ""
 		for p, page := range tc.pages {
-			ids, next, err := s.ListOrderIDs(ctx, acct.ID, cursor, tc.limit)
+			ids, next, err := s.ListOrderIDs(ctx, acct.ID, cursor, tc.limit, baseTime)
 			noErr(t, "ListOrderIDs", err)
 			if !slices.Equal(ids, page) {
 				t.Fatalf("limit %d page %d: got %v, want %v", tc.limit, p, ids, page)
@@ -219,7 +219,7 @@ func testListOrderIDs(t *testing.T, s store.Store) {
 			cursor = next
 		}
 	}
-	ids, next, err := s.ListOrderIDs(ctx, empty.ID, "", 10)
+	ids, next, err := s.ListOrderIDs(ctx, empty.ID, "", 10, baseTime)
 	noErr(t, "ListOrderIDs of an account without orders", err)
 	if len(ids) != 0 || next != "" {
 		t.Fatalf("account without orders: got %v, %q", ids, next)
@@ -230,10 +230,10 @@ func testListOrderIDsErrors(t *testing.T, s store.Store) {
 	ctx := ctxT(t)
 	acct := mustAccount(t, s)
 	mustOrder(t, s, acct)
-	_, _, err := s.ListOrderIDs(ctx, acct.ID, "no-such-cursor", 10)
+	_, _, err := s.ListOrderIDs(ctx, acct.ID, "no-such-cursor", 10, baseTime)
 	wantErr(t, "ListOrderIDs with an unknown cursor", err, store.ErrNotFound)
 	for _, limit := range []int{0, -1} {
-		if _, _, err := s.ListOrderIDs(ctx, acct.ID, "", limit); err == nil {
+		if _, _, err := s.ListOrderIDs(ctx, acct.ID, "", limit, baseTime); err == nil {
 			t.Fatalf("ListOrderIDs with limit %d succeeded", limit)
 		}
 	}
