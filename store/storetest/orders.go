@@ -19,6 +19,8 @@ var orderTests = []subtest{
 	{"NotFound", testOrderNotFound},
 	{"ListOrderIDs", testListOrderIDs},
 	{"ListOrderIDsErrors", testListOrderIDsErrors},
+	{"ListOrderIDsLeavesOutInvalid", testListOrderIDsLeavesOutInvalid},
+	{"ListOrderIDsCursorLeftOut", testListOrderIDsCursorLeftOut},
 	{"ListStaleProcessingOrders", testListStaleProcessing},
 }
 
@@ -235,6 +237,152 @@ func testListOrderIDsErrors(t *testing.T, s store.Store) {
 	for _, limit := range []int{0, -1} {
 		if _, _, err := s.ListOrderIDs(ctx, acct.ID, "", limit, baseTime); err == nil {
 			t.Fatalf("ListOrderIDs with limit %d succeeded", limit)
+		}
+	}
+}
+
+// listedAt is the ACME layer's rule for which orders an account's orders
+// list leaves out, written out for the tests: invalid ones, and pending or
+// ready ones whose expiry is set and not after now (acme's orderState).
+func listedAt(o *core.Order, now time.Time) bool {
+	switch o.Status {
+	case core.StatusInvalid:
+		return false
+	case core.StatusPending, core.StatusReady:
+		return o.Expires.IsZero() || now.Before(o.Expires)
+	}
+	return true
+}
+
+// testListOrderIDsLeavesOutInvalid: ListOrderIDs leaves out the orders that
+// are invalid at now, stored so or expired, on every page and whatever the
+// limit, and a page is the last one exactly when no listed order follows.
+func testListOrderIDsLeavesOutInvalid(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	acct := mustAccount(t, s)
+	other := mustAccount(t, s)
+	// now keeps baseTime's nanoseconds (789 past a microsecond) and zone.
+	now := baseTime.Add(30 * 24 * time.Hour)
+	cases := []struct {
+		name    string
+		status  core.Status
+		expires time.Time
+		listed  bool
+	}{
+		{"pending, expires a microsecond after now", core.StatusPending, now.Add(time.Microsecond), true},
+		{"invalid", core.StatusInvalid, now.Add(time.Hour), false},
+		{"pending, expires at now", core.StatusPending, now, false},
+		{"ready, expired", core.StatusReady, now.Add(-time.Hour), false},
+		{"valid, expired", core.StatusValid, now.Add(-time.Hour), true},
+		{"processing, expired", core.StatusProcessing, now.Add(-time.Hour), true},
+		{"pending, no expiry", core.StatusPending, time.Time{}, true},
+		// Stored truncated to now's microsecond, which is not after now.
+		{"pending, expires 100ns after now", core.StatusPending, now.Add(100 * time.Nanosecond), false},
+		{"ready, expires after now", core.StatusReady, now.Add(time.Hour), true},
+		{"invalid, no expiry", core.StatusInvalid, time.Time{}, false},
+		{"pending, expired", core.StatusPending, now.Add(-time.Hour), false},
+	}
+	var all, want, notInvalid []string
+	for _, tc := range cases {
+		o, authzs := newOrder(t, acct)
+		o.Status, o.Expires = tc.status, tc.expires
+		if tc.status == core.StatusProcessing {
+			o.ProcessingSince = now.Add(-2 * time.Hour)
+		}
+		noErr(t, "CreateOrder", s.CreateOrder(ctx, o, authzs))
+		mustOrder(t, s, other) // interleaved, must not show up
+		got, err := s.GetOrder(ctx, o.ID)
+		noErr(t, "GetOrder", err)
+		if listedAt(got, now) != tc.listed {
+			t.Fatalf("%s: the test's expectation disagrees with the rule for the stored order %+v", tc.name, got)
+		}
+		all = append(all, o.ID)
+		if tc.listed {
+			want = append(want, o.ID)
+		}
+		if tc.status != core.StatusInvalid {
+			notInvalid = append(notInvalid, o.ID)
+		}
+	}
+	for limit := 1; limit <= len(want)+1; limit++ {
+		var got []string
+		cursor := ""
+		for pages := 1; ; pages++ {
+			ids, next, err := s.ListOrderIDs(ctx, acct.ID, cursor, limit, now)
+			noErr(t, "ListOrderIDs", err)
+			if len(ids) > limit || (next != "" && len(ids) != limit) {
+				t.Fatalf("limit %d page %d: %v, next %q", limit, pages, ids, next)
+			}
+			got = append(got, ids...)
+			if next == "" {
+				break
+			}
+			if pages > len(all) {
+				t.Fatalf("limit %d: more pages than orders, listed so far %v, want %v", limit, got, want)
+			}
+			cursor = next
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("limit %d: listed %v, want %v (all: %v)", limit, got, want, all)
+		}
+	}
+	// Before every expiry, and at the zero time (before every instant),
+	// only the orders stored as invalid are left out.
+	for _, at := range []time.Time{baseTime, {}} {
+		ids, next, err := s.ListOrderIDs(ctx, acct.ID, "", 100, at)
+		noErr(t, "ListOrderIDs", err)
+		if !slices.Equal(ids, notInvalid) || next != "" {
+			t.Fatalf("at %v: listed %v, next %q; want %v", at, ids, next, notInvalid)
+		}
+	}
+}
+
+// testListOrderIDsCursorLeftOut: a cursor naming an order of the account
+// that is now left out (it became invalid after the page that returned it)
+// still continues after it; an exhausted listing is not an error, and a
+// cursor that is not one of the account's orders is still ErrNotFound.
+func testListOrderIDsCursorLeftOut(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	acct := mustAccount(t, s)
+	other := mustAccount(t, s)
+	var ords []*core.Order
+	for range 4 {
+		o, _ := mustOrder(t, s, acct)
+		ords = append(ords, o)
+	}
+	foreign, _ := mustOrder(t, s, other)
+	invalidate := func(o *core.Order) {
+		t.Helper()
+		o.Status = core.StatusInvalid
+		noErr(t, "UpdateOrder", s.UpdateOrder(ctx, o))
+	}
+	invalidate(foreign)
+	now := baseTime
+	page := func(cursor string, at time.Time, want []string, wantNext string) {
+		t.Helper()
+		ids, next, err := s.ListOrderIDs(ctx, acct.ID, cursor, 1, at)
+		noErr(t, "ListOrderIDs after "+cursor, err)
+		if !slices.Equal(ids, want) || next != wantNext {
+			t.Fatalf("after %q at %v: %v, next %q; want %v, next %q", cursor, at, ids, next, want, wantNext)
+		}
+	}
+	page("", now, []string{ords[0].ID}, ords[0].ID)
+	invalidate(ords[0])
+	invalidate(ords[2])
+	page(ords[0].ID, now, []string{ords[1].ID}, ords[1].ID)
+	page(ords[1].ID, now, []string{ords[3].ID}, "") // across the invalid ords[2]
+	page(ords[2].ID, now, []string{ords[3].ID}, "")
+	// At their expiry the pending orders are left out too; cursors naming
+	// them, or the invalid ones, end the listing without an error.
+	expired := ords[1].Expires
+	page("", expired, nil, "")
+	for _, o := range ords {
+		page(o.ID, expired, nil, "")
+	}
+	for _, cursor := range []string{"no-such-cursor", foreign.ID} {
+		for _, at := range []time.Time{now, expired} {
+			_, _, err := s.ListOrderIDs(ctx, acct.ID, cursor, 1, at)
+			wantErr(t, "ListOrderIDs with a cursor that is no order of the account", err, store.ErrNotFound)
 		}
 	}
 }
