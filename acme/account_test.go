@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 
@@ -142,18 +143,28 @@ func TestAccountOrdersPagination(t *testing.T) {
 		_, u := c.newOrder("dns:" + name + ".internal")
 		want = append(want, u)
 	}
+	if got := c.listOrders(4); !slices.Equal(got, want) {
+		t.Errorf("orders = %v, want %v", got, want)
+	}
+	c.post(c.kid+"/orders", map[string]any{}).wantProblem(t, 400, "malformed")
+}
+
+// listOrders follows the account's orders list through its Link rel="next"
+// pages, at most maxPages of them.
+func (c *testClient) listOrders(maxPages int) []string {
+	c.t.Helper()
 	var got []string
 	next := c.kid + "/orders"
 	for pages := 0; next != ""; pages++ {
-		if pages > 3 {
-			t.Fatal("too many pages")
+		if pages >= maxPages {
+			c.t.Fatal("too many pages")
 		}
 		r := c.post(next, nil)
 		if r.status != http.StatusOK {
-			t.Fatalf("orders: %d %s", r.status, r.body)
+			c.t.Fatalf("orders: %d %s", r.status, r.body)
 		}
 		var l ordersListJSON
-		r.decode(t, &l)
+		r.decode(c.t, &l)
 		got = append(got, l.Orders...)
 		next = ""
 		for _, v := range r.header.Values("Link") {
@@ -162,10 +173,60 @@ func TestAccountOrdersPagination(t *testing.T) {
 			}
 		}
 	}
-	if !slices.Equal(got, want) {
-		t.Errorf("orders = %v, want %v", got, want)
+	return got
+}
+
+// TestAccountOrdersLeaveOutInvalid: the orders list leaves out invalid
+// orders (§7.1.2.1), both those stored as invalid and pending or ready
+// ones past their expiry that nobody has read since, and keeps the others
+// (a valid order past its expiry among them), across pages.
+func TestAccountOrdersLeaveOutInvalid(t *testing.T) {
+	env := newEnv(t, func(o *Options) {
+		o.OrderLifetime = time.Hour
+		o.AuthzLifetime = time.Hour
+		o.OrdersPageSize = 1
+	})
+	c := env.newClient(t)
+	c.register()
+	_, oldPending := c.newOrder("dns:a.internal")
+	oldReadyOrder, oldReady := c.newOrder("dns:b.internal")
+	c.solve(oldReadyOrder, oldReady, "")
+	env.now.Advance(30 * time.Minute)
+	_, pending := c.newOrder("dns:c.internal")
+	deactivated, deactivatedURL := c.newOrder("dns:d.internal")
+	if r := c.post(deactivated.Authorizations[0], map[string]string{"status": "deactivated"}); r.status != http.StatusOK {
+		t.Fatalf("deactivate: %d %s", r.status, r.body)
 	}
-	c.post(c.kid+"/orders", map[string]any{}).wantProblem(t, 400, "malformed")
+	_, issued := c.issue("dns:e.internal")
+	if got, want := c.listOrders(10), []string{oldPending, oldReady, pending, issued}; !slices.Equal(got, want) {
+		t.Fatalf("orders = %v, want %v (deactivated's order %s is invalid)", got, want, deactivatedURL)
+	}
+
+	// The first two orders expire; nothing has read them since.
+	env.now.Advance(45 * time.Minute)
+	for _, u := range []string{oldPending, oldReady} {
+		o, err := env.store.GetOrder(t.Context(), lastSegment(u))
+		if err != nil || (o.Status != core.StatusPending && o.Status != core.StatusReady) {
+			t.Fatalf("stored %s = %+v, %v; want it still pending or ready", u, o, err)
+		}
+	}
+	got := c.listOrders(10)
+	if want := []string{pending, issued}; !slices.Equal(got, want) {
+		t.Fatalf("orders after the first expiry = %v, want %v", got, want)
+	}
+	// The list agrees with what each order reads as.
+	for _, u := range []string{oldPending, oldReady, pending, deactivatedURL, issued} {
+		o := c.order(u)
+		if listed := slices.Contains(got, u); listed != (o.Status != core.StatusInvalid) {
+			t.Errorf("order %s reads as %s, listed = %v", u, o.Status, listed)
+		}
+	}
+
+	// Past every order's expiry only the valid one is left.
+	env.now.Advance(time.Hour)
+	if got, want := c.listOrders(10), []string{issued}; !slices.Equal(got, want) {
+		t.Fatalf("orders after every expiry = %v, want %v", got, want)
+	}
 }
 
 // lostRaceStore hides an account from the next thumbprint lookup once

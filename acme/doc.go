@@ -35,9 +35,15 @@
 //   - A valid authorization lists only the challenge that was validated, an
 //     invalid one only the challenge that failed (§7.1.4); one made invalid
 //     without an attempt (expired, deactivated) lists them all.
-//   - An account's orders list (§7.1.2.1) includes invalid orders too (the
-//     RFC says SHOULD NOT): the store lists order ids without their status,
-//     and an expired order is known to be invalid only once it is read.
+//   - An account's orders list (§7.1.2.1) leaves out invalid orders: those
+//     stored as invalid, and pending or ready ones past their expiry even
+//     if nobody has read them since (the store applies the same expiry rule
+//     as a read, at the server's clock). A failed or deactivated
+//     authorization makes its order invalid when it is recorded; an order
+//     made invalid only by an authorization that expired before it
+//     (AuthzLifetime shorter than OrderLifetime) or by a lost validation
+//     is still listed until it is read. A paging cursor stays usable when
+//     its order drops out of the list.
 //   - Only one challenge of an authorization may be processing at a time.
 //     Validations run on at most ValidationWorkers goroutines at once;
 //     further ones wait for a slot.
