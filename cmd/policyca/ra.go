@@ -256,6 +256,9 @@ func (d *dayDuration) Set(s string) error {
 	if err != nil {
 		return err
 	}
+	if v <= 0 {
+		return fmt.Errorf("duration %q is not positive", s)
+	}
 	*d = dayDuration(v)
 	return nil
 }

@@ -13,7 +13,7 @@ func TestDayDurationFlag(t *testing.T) {
 			t.Errorf("%s: %v %v, want %v", in, time.Duration(d), err, want)
 		}
 	}
-	for _, in := range []string{"", "seven days", "-1h", "7x"} {
+	for _, in := range []string{"", "seven days", "-1h", "7x", "0", "0d", "200000d", "1e300d", "NaNd"} {
 		var d dayDuration
 		if err := d.Set(in); err == nil {
 			t.Errorf("%q accepted as %v", in, time.Duration(d))
