@@ -158,9 +158,11 @@ func Init(o Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	if err := checkTLSNames(o.TLSNames); err != nil {
+	names, err := checkTLSNames(o.TLSNames)
+	if err != nil {
 		return nil, err
 	}
+	o.TLSNames = names
 	db := config.Database{Driver: "sqlite", Path: "db/policyca.db"}
 	if o.DatabaseURL != "" {
 		// Checked before anything is created, so a typo leaves no
@@ -318,18 +320,24 @@ func Init(o Options) (*Result, error) {
 
 // checkTLSNames refuses a --tls-name that is neither an IP address nor a
 // DNS name a certificate can carry (checked as an ACME identifier would
-// be, so "*.example.internal" is allowed and "bad name" or "a..b" are not).
-func checkTLSNames(names []string) error {
+// be, so "*.example.internal" is allowed and "bad name" or "a..b" are not),
+// and returns the names in the form the certificate gets: what was
+// checked (lower case, no trailing dot, IDNA ASCII; IPs as written).
+func checkTLSNames(names []string) ([]string, error) {
+	out := make([]string, 0, len(names))
 	for _, n := range names {
 		h := strings.Trim(n, "[]")
 		if net.ParseIP(h) != nil {
+			out = append(out, h)
 			continue
 		}
-		if _, err := core.NormalizeIdentifier(core.Identifier{Type: core.DNS, Value: h}); err != nil {
-			return fmt.Errorf("--tls-name %q: not an IP address or a DNS name: %w", n, err)
+		id, err := core.NormalizeIdentifier(core.Identifier{Type: core.DNS, Value: h})
+		if err != nil {
+			return nil, fmt.Errorf("--tls-name %q: not an IP address or a DNS name: %w", n, err)
 		}
+		out = append(out, id.Value)
 	}
-	return nil
+	return out, nil
 }
 
 func tlsNames(listenHost string, o Options) ([]string, []net.IP) {

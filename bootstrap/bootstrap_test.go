@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/policyca/policyca/config"
@@ -111,5 +112,29 @@ func TestInitChecksTheConfigurationFirst(t *testing.T) {
 	if _, err := Init(Options{StateDir: state, Listen: "127.0.0.1:1", ExternalURL: "https://ca.internal",
 		TLSNames: []string{"ca.internal", "*.svc.internal", "10.0.0.1", "[fd00::1]"}}); err != nil {
 		t.Fatalf("the corrected options: %v", err)
+	}
+}
+
+// A --tls-name goes into the TLS certificate in the form it was checked
+// in: no trailing dot, lower case, IDNA ASCII.
+func TestInitTLSNamesAsChecked(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "st")
+	if _, err := Init(Options{StateDir: state, Listen: "127.0.0.1:1",
+		TLSNames: []string{"CA.Internal.", "café.internal", "[fd00::1]"}}); err != nil {
+		t.Fatal(err)
+	}
+	certs, err := pki.ReadPEMCerts(filepath.Join(state, "certs", "tls.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"ca.internal", "xn--caf-dma.internal", "fd00::1", "localhost"} {
+		if err := certs[0].VerifyHostname(h); err != nil {
+			t.Errorf("%s: %v", h, err)
+		}
+	}
+	for _, n := range certs[0].DNSNames {
+		if n != strings.ToLower(n) || strings.HasSuffix(n, ".") {
+			t.Errorf("DNS name %q not in normal form", n)
+		}
 	}
 }
