@@ -33,6 +33,7 @@ declare -A counts=(
 	[FuzzFinalizePayload]=50000x
 	[FuzzRedeem]=50000x
 	[FuzzParseACMEExtension]=25000x
+	[FuzzParseGeneralNames]=30000x
 	[FuzzNameViolations]=15000x
 	[FuzzSignedPayloads]=15000x
 	[FuzzHandler]=20000x
