@@ -26,7 +26,9 @@ func (s *Server) trustClientCA(c *x509.Certificate) {
 }
 
 // mountRAAPI serves /ra/v1/ for the registration authorities (docs/ra.md).
-func (s *Server) mountRAAPI(ctx context.Context, cfg *config.Config) error {
+// Like the ACME front end, it sees the store and the CA through the
+// metrics (mst, authorityMetrics): RA-relayed issuances are counted too.
+func (s *Server) mountRAAPI(ctx context.Context, cfg *config.Config, mst storeMetrics) error {
 	if cfg.RAAPI == nil {
 		return nil
 	}
@@ -54,7 +56,7 @@ func (s *Server) mountRAAPI(ctx context.Context, cfg *config.Config) error {
 		return nil, errors.New("no policy bundle loaded")
 	}
 	h, err := raapi.NewHandler(raapi.Options{
-		Store: s.store, Authority: s.ca, Binder: &eab.Binder{Store: s.store},
+		Store: mst, Authority: authorityMetrics{s.ca, s.metrics}, Binder: &eab.Binder{Store: mst},
 		ClientCA: cas[0], ClientCASigner: key, CertLifetime: cfg.RAAPI.CertLifetime.D(),
 		Provisioners: provs, Bundle: bundle, Logger: s.log,
 	})

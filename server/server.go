@@ -228,7 +228,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 		svc := &admin.Service{Store: st, ConfigPath: cfg.File(), Served: served}
 		s.mux.Handle(admin.Prefix+"/", admin.Handler(svc, adminCA, log))
 	}
-	if err := s.mountRAAPI(ctx, cfg); err != nil {
+	if err := s.mountRAAPI(ctx, cfg, mst); err != nil {
 		return nil, err
 	}
 	return s, nil
