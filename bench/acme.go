@@ -189,6 +189,11 @@ func (o *ACMEOptions) check() error {
 	if o.Accounts != AccountsOne && o.Accounts != AccountsPerOrder {
 		return fmt.Errorf("bench: accounts mode %q: want %q or %q", o.Accounts, AccountsOne, AccountsPerOrder)
 	}
+	if o.EABKeyID != "" && o.Accounts == AccountsPerOrder {
+		// An EAB key binds one account: every account after the first
+		// would be refused.
+		return fmt.Errorf("bench: an EAB key binds one account; use --accounts %s with --eab-kid", AccountsOne)
+	}
 	if o.Identifier == "" {
 		o.Identifier = DefaultIdentifier
 	}

@@ -243,6 +243,9 @@ func TestRunOptionErrors(t *testing.T) {
 		"bad port":     func(o *ACMEOptions) { o.HTTP01Port = 70000 },
 		"bad mode":     func(o *ACMEOptions) { o.Accounts = "some" },
 		"half eab":     func(o *ACMEOptions) { o.EABKeyID = "kid" },
+		"eab per order": func(o *ACMEOptions) {
+			o.EABKeyID, o.EABHMAC, o.Accounts = "kid", []byte("0123456789abcdef0123456789abcdef"), AccountsPerOrder
+		},
 		"bad template": func(o *ACMEOptions) { o.Identifier = "x-{m}" },
 	} {
 		o := base

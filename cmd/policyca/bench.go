@@ -148,7 +148,7 @@ The exit status is 0 when every issuance succeeded, 1 otherwise.`,
 	f.StringVar(&o.ident, "ident", bench.DefaultIdentifier, "identifier template; {n}, {n+B}, {n%M}, {n%M+B}")
 	f.IntVar(&o.port, "http01-port", 5002, "port to answer http-01 on (the CA must validate on it)")
 	f.StringVar(&o.host, "http01-host", "", "address to answer http-01 on (default: loopback and the IP identifiers)")
-	f.StringVar(&o.eabKID, "eab-kid", "", "External Account Binding key id")
+	f.StringVar(&o.eabKID, "eab-kid", "", "External Account Binding key id (it binds one account: with --accounts one only)")
 	f.StringVar(&eabHMAC, "eab-hmac", "", "External Account Binding HMAC key, base64url")
 	f.DurationVar(&o.timeout, "timeout", bench.DefaultTimeout, "hard limit on the whole run")
 	f.IntVar(&o.serverPID, "server-pid", 0, "pid of the CA under test, to report its CPU time per issuance (Linux)")
