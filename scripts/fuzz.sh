@@ -26,7 +26,8 @@ go=${GO:-go}
 # compares two policy evaluations per input, ~1,600/s; FuzzSignedPayloads,
 # which signs and verifies an ECDSA JWS per input under the fuzzer's
 # coverage instrumentation, ~1,400/s; the admin API's FuzzHandler, whose
-# accepted requests write keys and configuration, ~1,400/s).
+# accepted requests write keys and configuration, ~1,400/s; FuzzBundle,
+# which loads and compiles a bundle per input, ~750/s).
 default_count=100000x
 declare -A counts=(
 	[FuzzNewOrderPayload]=50000x
@@ -35,6 +36,7 @@ declare -A counts=(
 	[FuzzParseACMEExtension]=25000x
 	[FuzzParseGeneralNames]=30000x
 	[FuzzNameViolations]=15000x
+	[FuzzBundle]=5000x
 	[FuzzSignedPayloads]=15000x
 	[FuzzHandler]=20000x
 )
