@@ -144,7 +144,9 @@ func TestWriteLoadRoundTrip(t *testing.T) {
 
 func TestParseDuration(t *testing.T) {
 	for in, want := range map[string]time.Duration{"24h": 24 * time.Hour, "7d": 7 * 24 * time.Hour, "1.5d": 36 * time.Hour,
-		"90m": 90 * time.Minute, "106751d": 106751 * 24 * time.Hour, " 2d ": 48 * time.Hour} {
+		"90m": 90 * time.Minute, "106751d": 106751 * 24 * time.Hour, " 2d ": 48 * time.Hour,
+		// The forms Go's syntax takes for hours.
+		".5d": 12 * time.Hour, "1.d": 24 * time.Hour, "+1d": 24 * time.Hour} {
 		got, err := ParseDuration(in)
 		if err != nil || got != want {
 			t.Errorf("ParseDuration(%q) = %v, %v", in, got, err)
@@ -152,7 +154,7 @@ func TestParseDuration(t *testing.T) {
 	}
 	for _, in := range []string{"", "d", "-1h", "-2d", "1x", "1hd",
 		// Days that are not plain decimals, or overflow a time.Duration.
-		"1e300d", "INFd", "Infd", "NaNd", "+1d", "0x10d", "200000d", "1_0d", ".5d"} {
+		"1e300d", "INFd", "Infd", "NaNd", "0x10d", "200000d", "106752d", "1_0d", "1e1d", "-.5d", "..5d"} {
 		if _, err := ParseDuration(in); err == nil {
 			t.Errorf("ParseDuration(%q) accepted", in)
 		}

@@ -15,20 +15,21 @@ import (
 // ("36h", "90m") plus a day suffix ("7d", "1.5d").
 type Duration time.Duration
 
-var dayRE = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?d$`)
+var dayRE = regexp.MustCompile(`^\+?([0-9]+\.?[0-9]*|\.[0-9]+)d$`)
 
 // ParseDuration parses Go duration syntax, plus a trailing "d" for days.
 func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if strings.HasSuffix(s, "d") && !strings.ContainsAny(s[:len(s)-1], "hmsuµn") {
-		// Plain decimal days only: ParseFloat alone would take "1e300",
+		// Decimal days, in the forms Go's syntax takes for hours ("1.5",
+		// ".5", "1.", "+1"): ParseFloat alone would also take "1e300",
 		// "Inf" and "NaN", which overflow a time.Duration.
 		if !dayRE.MatchString(s) {
 			return 0, fmt.Errorf("invalid duration %q", s)
 		}
 		f, err := strconv.ParseFloat(s[:len(s)-1], 64)
 		if err != nil || f*float64(24*time.Hour) >= math.MaxInt64 {
-			return 0, fmt.Errorf("invalid duration %q (days must be a decimal number below 106751)", s)
+			return 0, fmt.Errorf("invalid duration %q (days must be a decimal number below 106752)", s)
 		}
 		return time.Duration(f * float64(24*time.Hour)), nil
 	}
