@@ -158,7 +158,7 @@ func Init(o Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	names, err := checkTLSNames(o.TLSNames)
+	names, err := checkTLSNames(o, host)
 	if err != nil {
 		return nil, err
 	}
@@ -318,24 +318,45 @@ func Init(o Options) (*Result, error) {
 	}, nil
 }
 
-// checkTLSNames refuses a --tls-name that is neither an IP address nor a
-// DNS name a certificate can carry (checked as an ACME identifier would
-// be, so "*.example.internal" is allowed and "bad name" or "a..b" are not),
-// and returns the names in the form the certificate gets: what was
-// checked (lower case, no trailing dot, IDNA ASCII; IPs as written).
-func checkTLSNames(names []string) ([]string, error) {
-	out := make([]string, 0, len(names))
-	for _, n := range names {
-		h := strings.Trim(n, "[]")
-		if net.ParseIP(h) != nil {
-			out = append(out, h)
-			continue
-		}
-		id, err := core.NormalizeIdentifier(core.Identifier{Type: core.DNS, Value: h})
+// certName is n in the form a certificate carries it: an IP address as
+// written (brackets removed), or a DNS name checked and normalised as an
+// ACME identifier would be (lower case, no trailing dot, IDNA ASCII;
+// "*.example.internal" allowed, "bad name" or "a..b" refused).
+func certName(n string) (string, error) {
+	h := strings.Trim(n, "[]")
+	if net.ParseIP(h) != nil {
+		return h, nil
+	}
+	id, err := core.NormalizeIdentifier(core.Identifier{Type: core.DNS, Value: h})
+	if err != nil {
+		return "", fmt.Errorf("not an IP address or a DNS name: %w", err)
+	}
+	return id.Value, nil
+}
+
+// checkTLSNames checks the names init puts in the TLS certificate that
+// come from options (--tls-name, the external URL's host, the listen
+// host), and returns the --tls-name values in the form certified.
+func checkTLSNames(o Options, listenHost string) ([]string, error) {
+	out := make([]string, 0, len(o.TLSNames))
+	for _, n := range o.TLSNames {
+		c, err := certName(n)
 		if err != nil {
-			return nil, fmt.Errorf("--tls-name %q: not an IP address or a DNS name: %w", n, err)
+			return nil, fmt.Errorf("--tls-name %q: %w", n, err)
 		}
-		out = append(out, id.Value)
+		out = append(out, c)
+	}
+	if o.ExternalURL != "" {
+		if u, err := url.Parse(o.ExternalURL); err == nil && u.Hostname() != "" {
+			if _, err := certName(u.Hostname()); err != nil {
+				return nil, fmt.Errorf("external URL host %q: %w", u.Hostname(), err)
+			}
+		}
+	}
+	if listenHost != "" {
+		if _, err := certName(listenHost); err != nil {
+			return nil, fmt.Errorf("listen host %q: %w", listenHost, err)
+		}
 	}
 	return out, nil
 }
@@ -345,8 +366,13 @@ func tlsNames(listenHost string, o Options) ([]string, []net.IP) {
 	var ips []net.IP
 	seen := map[string]bool{}
 	add := func(n string) {
-		n = strings.Trim(strings.ToLower(n), "[]")
-		if n == "" || seen[n] {
+		if n == "" {
+			return
+		}
+		// Every name in the form checked (the machine's host name, which
+		// no option gave, is left out if it is not a DNS name).
+		n, err := certName(n)
+		if err != nil || seen[n] {
 			return
 		}
 		seen[n] = true

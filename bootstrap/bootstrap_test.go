@@ -100,6 +100,7 @@ func TestInitChecksTheConfigurationFirst(t *testing.T) {
 		"http-01 port range":   {HTTP01Port: 99999},
 		"TLS name not a name":  {TLSNames: []string{"ca.internal", "bad name"}},
 		"TLS name empty label": {TLSNames: []string{"a..internal"}},
+		"external URL host":    {ExternalURL: "https://a..internal:8443"},
 	} {
 		o.StateDir, o.Listen = state, "127.0.0.1:1"
 		if _, err := Init(o); err == nil {
@@ -119,7 +120,7 @@ func TestInitChecksTheConfigurationFirst(t *testing.T) {
 // in: no trailing dot, lower case, IDNA ASCII.
 func TestInitTLSNamesAsChecked(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "st")
-	if _, err := Init(Options{StateDir: state, Listen: "127.0.0.1:1",
+	if _, err := Init(Options{StateDir: state, Listen: "127.0.0.1:1", ExternalURL: "https://Büro.Example.:8443",
 		TLSNames: []string{"CA.Internal.", "café.internal", "[fd00::1]"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +128,7 @@ func TestInitTLSNamesAsChecked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, h := range []string{"ca.internal", "xn--caf-dma.internal", "fd00::1", "localhost"} {
+	for _, h := range []string{"ca.internal", "xn--caf-dma.internal", "fd00::1", "localhost", "xn--bro-hoa.example"} {
 		if err := certs[0].VerifyHostname(h); err != nil {
 			t.Errorf("%s: %v", h, err)
 		}
