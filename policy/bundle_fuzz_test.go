@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,6 +91,9 @@ func FuzzBundle(f *testing.F) {
 						}
 						got, gerr := c.eval(ctx, c.query(complete), v, in.Time, 10*time.Second)
 						want, werr := c.eval(ctx, &c.pq, v, in.Time, 10*time.Second)
+						if timedOut(gerr) || timedOut(werr) {
+							return // a slow module on a loaded machine, not a disagreement
+						}
 						if (gerr == nil) != (werr == nil) || got.Allow != want.Allow || got.Lifetime != want.Lifetime ||
 							!reflect.DeepEqual(got.Violations, want.Violations) {
 							t.Fatalf("%s %v %v policy %s:\nwith rules in Go %+v %v\nas written       %+v %v\nmodule:\n%s\ndata: %s",
@@ -101,3 +105,5 @@ func FuzzBundle(f *testing.F) {
 		}
 	})
 }
+
+func timedOut(err error) bool { return err != nil && strings.Contains(err.Error(), "timed out after") }
