@@ -158,11 +158,9 @@ func Init(o Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	names, err := checkTLSNames(o, host)
-	if err != nil {
+	if err := checkTLSNames(o, host); err != nil {
 		return nil, err
 	}
-	o.TLSNames = names
 	db := config.Database{Driver: "sqlite", Path: "db/policyca.db"}
 	if o.DatabaseURL != "" {
 		// Checked before anything is created, so a typo leaves no
@@ -336,29 +334,26 @@ func certName(n string) (string, error) {
 
 // checkTLSNames checks the names init puts in the TLS certificate that
 // come from options (--tls-name, the external URL's host, the listen
-// host), and returns the --tls-name values in the form certified.
-func checkTLSNames(o Options, listenHost string) ([]string, error) {
-	out := make([]string, 0, len(o.TLSNames))
+// host) before anything is created; tlsNames certifies them normalised.
+func checkTLSNames(o Options, listenHost string) error {
 	for _, n := range o.TLSNames {
-		c, err := certName(n)
-		if err != nil {
-			return nil, fmt.Errorf("--tls-name %q: %w", n, err)
+		if _, err := certName(n); err != nil {
+			return fmt.Errorf("--tls-name %q: %w", n, err)
 		}
-		out = append(out, c)
 	}
 	if o.ExternalURL != "" {
 		if u, err := url.Parse(o.ExternalURL); err == nil && u.Hostname() != "" {
 			if _, err := certName(u.Hostname()); err != nil {
-				return nil, fmt.Errorf("external URL host %q: %w", u.Hostname(), err)
+				return fmt.Errorf("external URL host %q: %w", u.Hostname(), err)
 			}
 		}
 	}
 	if listenHost != "" {
 		if _, err := certName(listenHost); err != nil {
-			return nil, fmt.Errorf("listen host %q: %w", listenHost, err)
+			return fmt.Errorf("listen host %q: %w", listenHost, err)
 		}
 	}
-	return out, nil
+	return nil
 }
 
 func tlsNames(listenHost string, o Options) ([]string, []net.IP) {

@@ -17,20 +17,31 @@ import (
 	"github.com/policyca/policyca/core"
 )
 
-// writeBundle writes the default policy with data as its data.json.
-func writeBundle(tb testing.TB, data map[string]any) string {
+// stockPolicyFiles reads the default policy's modules and manifest (not
+// its data.json), by file name.
+func stockPolicyFiles(tb testing.TB) map[string][]byte {
 	tb.Helper()
-	dir := tb.TempDir()
 	files, err := filepath.Glob("../policies/rego/*.rego")
 	if err != nil || len(files) == 0 {
 		tb.Fatalf("default policy not found: %v", err)
 	}
+	out := map[string][]byte{}
 	for _, f := range append(files, "../policies/rego/.manifest") {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			tb.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o644); err != nil {
+		out[filepath.Base(f)] = b
+	}
+	return out
+}
+
+// writeBundle writes the default policy with data as its data.json.
+func writeBundle(tb testing.TB, data map[string]any) string {
+	tb.Helper()
+	dir := tb.TempDir()
+	for name, b := range stockPolicyFiles(tb) {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
 			tb.Fatal(err)
 		}
 	}

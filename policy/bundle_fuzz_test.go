@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -22,18 +21,7 @@ import (
 // fastrules.go (stock rules, shadowed builtins, `with`, imports, rules
 // under the layer data) are for.
 func FuzzBundle(f *testing.F) {
-	stock := map[string][]byte{}
-	files, err := filepath.Glob("../policies/rego/*.rego")
-	if err != nil || len(files) == 0 {
-		f.Fatalf("default policy not found: %v", err)
-	}
-	for _, p := range append(files, "../policies/rego/.manifest") {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		stock[filepath.Base(p)] = b
-	}
+	stock := stockPolicyFiles(f)
 	defaultData, err := os.ReadFile("../policies/rego/data.json")
 	if err != nil {
 		f.Fatal(err)

@@ -215,11 +215,8 @@ var parseDurationNs = topdown.GetBuiltin(ast.ParseDurationNanos.Name)
 // without d, w or y to time.ParseDuration; the rest goes to OPA's builtin.
 func durationNs(d *ast.Term) (int64, error) {
 	if s, ok := d.Value.(ast.String); ok && s != "" && !strings.ContainsAny(string(s), "dwy") {
-		ns, err := time.ParseDuration(string(s))
-		if err != nil {
-			return 0, fmt.Errorf("%s: %w", ast.ParseDurationNanos.Name, err)
-		}
-		return int64(ns), nil
+		ns, err := regoDuration(string(s))
+		return int64(ns), err
 	}
 	var out *ast.Term
 	err := parseDurationNs(topdown.BuiltinContext{}, []*ast.Term{d}, func(t *ast.Term) error {
@@ -243,6 +240,15 @@ func durationNs(d *ast.Term) (int64, error) {
 // regoDuration parses s as the policy's Rego does (time.parse_duration_ns):
 // Go's syntax, and OPA's d, w and y ("7d").
 func regoDuration(s string) (time.Duration, error) {
+	if s != "" && !strings.ContainsAny(s, "dwy") {
+		// OPA's own path for such texts; no term to build (the decision's
+		// lifetime is read this way on every decision).
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", ast.ParseDurationNanos.Name, err)
+		}
+		return d, nil
+	}
 	ns, err := durationNs(ast.StringTerm(s))
 	return time.Duration(ns), err
 }

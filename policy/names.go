@@ -252,11 +252,7 @@ func nameViolations(in, layers ast.Value) (ast.Set, error) {
 				add(n, l.kind, fmt.Sprintf("%s: denied by %s rule '%s'", n.value, l.label, hit))
 				continue
 			}
-			restricts, err := l.restricts()
-			if err != nil {
-				return nil, err
-			}
-			if _, ok := firstMatch(l.allow, typ, cs); restricts && !ok {
+			if _, ok := firstMatch(l.allow, typ, cs); l.restricting && !ok {
 				add(n, l.kind, fmt.Sprintf("%s: not allowed by %s", n.value, l.label))
 			}
 		}
@@ -295,18 +291,7 @@ type ruleLayer struct {
 	// restricting is restricts(kind), worked out for every layer before
 	// any name is checked, as the Rego's restricting set is evaluated
 	// whole (it can fail on malformed data).
-	known, restricting bool
-}
-
-func (l *ruleLayer) restricts() (bool, error) {
-	if !l.known {
-		r, err := restricts(l.layer)
-		if err != nil {
-			return false, err
-		}
-		l.known, l.restricting = true, r
-	}
-	return l.restricting, nil
+	restricting bool
 }
 
 // ruleLayers lists the layers that layer_label names: a layer of another
@@ -335,9 +320,11 @@ func ruleLayers(input ast.Object, layers ast.Value, out []ruleLayer) ([]ruleLaye
 		}
 		// The Rego's restricting set is evaluated whole, whatever the
 		// names: a count error in any layer is an error.
-		if _, err := l.restricts(); err != nil {
+		r, err := restricts(l.layer)
+		if err != nil {
 			return nil, err
 		}
+		l.restricting = r
 		out = append(out, l)
 	}
 	return out, nil
