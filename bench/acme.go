@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -168,6 +169,7 @@ type generator struct {
 	resp      *responder
 	shared    *acme.Client // AccountsOne
 	nonceRetr atomic.Int64
+	issuers   issuerCache
 }
 
 func (o *ACMEOptions) check() error {
@@ -601,17 +603,62 @@ func (g *generator) checkCert(ders [][]byte, id identifier, key *ecdsa.PrivateKe
 		return "", &certError{"certificate key is not the CSR's key"}
 	}
 	if g.o.Roots != nil {
-		inter := x509.NewCertPool()
-		for _, c := range certs[1:] {
-			inter.AddCert(c)
+		anchors, err := g.issuers.verified(certs[1:], g.o.Roots)
+		if err != nil {
+			return "", &certError{fmt.Sprintf("certificate does not verify: %v", err)}
 		}
-		opts := x509.VerifyOptions{Roots: g.o.Roots, Intermediates: inter, DNSName: id.value,
+		opts := x509.VerifyOptions{Roots: anchors, DNSName: id.value,
 			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
 		if _, err := leaf.Verify(opts); err != nil {
 			return "", &certError{fmt.Sprintf("certificate does not verify: %v", err)}
 		}
 	}
 	return leaf.SerialNumber.Text(16), nil
+}
+
+// issuerCache remembers the issuing certificates already verified to the
+// roots, so that each issuance verifies its leaf against them (one
+// signature) instead of rebuilding the whole chain: a CA sends the same
+// intermediate with every certificate, and the generator's own CPU is
+// part of what the benchmark shares out.
+type issuerCache struct {
+	mu sync.Mutex
+	m  map[string]*x509.CertPool // key: the DER of the certificates after the leaf
+}
+
+// verified returns a pool of the chain's issuing certificates once the
+// first of them is known to chain to roots (through the others) for
+// server authentication; the leaf is then verified with that pool as its
+// roots. A chain with no certificate after the leaf gets the roots.
+func (c *issuerCache) verified(chain []*x509.Certificate, roots *x509.CertPool) (*x509.CertPool, error) {
+	if len(chain) == 0 {
+		return roots, nil
+	}
+	var key strings.Builder
+	for _, x := range chain {
+		key.Write(x.Raw)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p, ok := c.m[key.String()]; ok {
+		return p, nil
+	}
+	inter := x509.NewCertPool()
+	for _, x := range chain[1:] {
+		inter.AddCert(x)
+	}
+	opts := x509.VerifyOptions{Roots: roots, Intermediates: inter,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	if _, err := chain[0].Verify(opts); err != nil {
+		return nil, fmt.Errorf("issuing certificate: %w", err)
+	}
+	p := x509.NewCertPool()
+	p.AddCert(chain[0])
+	if c.m == nil {
+		c.m = make(map[string]*x509.CertPool)
+	}
+	c.m[key.String()] = p
+	return p, nil
 }
 
 func namesIdentifier(c *x509.Certificate, id identifier) bool {
