@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -81,6 +82,7 @@ func newBenchACMECmd() *cobra.Command {
 		caFile, accounts string
 		eabHMAC          string
 		asJSON, serials  bool
+		cpuProfile       string
 	)
 	cmd := &cobra.Command{
 		Use:   "acme --dir URL -n N -c C",
@@ -128,7 +130,14 @@ The exit status is 0 when every issuance succeeded, 1 otherwise.`,
 			}
 			ctx, stop := interruptible()
 			defer stop()
+			stopProfile, err := startCPUProfile(cpuProfile)
+			if err != nil {
+				return &exitError{2, err}
+			}
 			res, err := bench.Run(ctx, opts)
+			if perr := stopProfile(); perr != nil && err == nil {
+				err = perr
+			}
 			if err != nil {
 				return &exitError{2, err}
 			}
@@ -154,8 +163,32 @@ The exit status is 0 when every issuance succeeded, 1 otherwise.`,
 	f.IntVar(&o.serverPID, "server-pid", 0, "pid of the CA under test, to report its CPU time per issuance (Linux)")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	f.BoolVar(&serials, "serials", false, "include the issued serial numbers in the JSON output")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this load generator to the file (go tool pprof)")
 	_ = cmd.MarkFlagRequired("dir")
 	return cmd
+}
+
+// startCPUProfile starts a CPU profile of this process into path (nothing
+// if path is empty); the function it returns stops it and closes the file.
+func startCPUProfile(path string) (func() error, error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		return nil
+	}, nil
 }
 
 // benchACMEFlags holds the plain flag values of `bench acme`.
