@@ -52,12 +52,14 @@ func (s *Store) RedeemNonce(ctx context.Context, nonce string, expires time.Time
 	})
 }
 
+const sqlPruneNonces = `DELETE FROM used_nonces WHERE expires < ?`
+
 // PruneNonces deletes the records that expired before the given time.
 func (s *Store) PruneNonces(ctx context.Context, before time.Time) (int64, error) {
 	cutoff := before.UnixMicro()
 	var n int64
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM used_nonces WHERE expires < ?`, cutoff)
+		res, err := tx.ExecContext(ctx, sqlPruneNonces, cutoff)
 		if err != nil {
 			return mapErr(err)
 		}

@@ -328,13 +328,17 @@ func scanAuthz(row scanner) (*core.Authorization, error) {
 	return &a, nil
 }
 
+// sqlHoldsValidAuthz finds one valid authorization of an account for an
+// identifier (index authorizations_account_identifier).
+const sqlHoldsValidAuthz = `SELECT 1 FROM authorizations
+WHERE account_id = ? AND identifier_type = ? AND identifier_value = ? AND wildcard = ? AND status = ? AND expires > ?
+LIMIT 1`
+
 // HoldsValidAuthorization reports whether the account has a valid,
 // unexpired authorization for id with this wildcard flag.
 func (s *Store) HoldsValidAuthorization(ctx context.Context, accountID string, id core.Identifier, wildcard bool, at time.Time) (bool, error) {
 	var one int
-	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM authorizations
-WHERE account_id = ? AND identifier_type = ? AND identifier_value = ? AND wildcard = ? AND status = ? AND expires > ?
-LIMIT 1`, accountID, string(id.Type), id.Value, wildcard, string(core.StatusValid), at.UnixMicro()).Scan(&one)
+	err := s.r.QueryRowContext(ctx, sqlHoldsValidAuthz, accountID, string(id.Type), id.Value, wildcard, string(core.StatusValid), at.UnixMicro()).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}

@@ -68,12 +68,29 @@ type stmts struct {
 	decisions      [decFilters]*sql.Stmt // indexed by a combination of dec* bits
 }
 
+// stmtDef is a statement to prepare: where it goes, on which connection
+// pool, and its SQL.
+type stmtDef struct {
+	dst   **sql.Stmt
+	db    *sql.DB
+	query string
+}
+
 func (s *Store) prepare(ctx context.Context) error {
-	list := []struct {
-		dst   **sql.Stmt
-		db    *sql.DB
-		query string
-	}{
+	for _, p := range s.statements() {
+		st, err := p.db.PrepareContext(ctx, p.query)
+		if err != nil {
+			return fmt.Errorf("sqlite: prepare %q: %w", p.query, err)
+		}
+		*p.dst = st
+	}
+	return nil
+}
+
+// statements lists every prepared statement (TestQueryPlans checks the
+// plan of each).
+func (s *Store) statements() []stmtDef {
+	list := []stmtDef{
 		{&s.insAccount, s.w, `INSERT INTO accounts (` + accountCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`},
 		{&s.updAccount, s.w, `UPDATE accounts SET provisioner = ?, key_thumbprint = ?, key_jwk = ?, contact = ?, status = ?,
 			terms_agreed = ?, eab_key_id = ?, version = version + 1 WHERE id = ? AND version = ?`},
@@ -126,20 +143,9 @@ func (s *Store) prepare(ctx context.Context) error {
 		{&s.eabByProv, s.r, `SELECT ` + eabCols + ` FROM eab_keys WHERE provisioner = ? ORDER BY created_at, seq`},
 	}
 	for f := range decFilters {
-		list = append(list, struct {
-			dst   **sql.Stmt
-			db    *sql.DB
-			query string
-		}{&s.decisions[f], s.r, decisionQuery(f)})
+		list = append(list, stmtDef{&s.decisions[f], s.r, decisionQuery(f)})
 	}
-	for _, p := range list {
-		st, err := p.db.PrepareContext(ctx, p.query)
-		if err != nil {
-			return fmt.Errorf("sqlite: prepare %q: %w", p.query, err)
-		}
-		*p.dst = st
-	}
-	return nil
+	return list
 }
 
 func (st *stmts) close() {
