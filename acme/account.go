@@ -80,7 +80,7 @@ func (s *Server) handleNewAccount(w http.ResponseWriter, r *http.Request, req *r
 		return err
 	}
 	acct := &core.Account{
-		ID:            newID(),
+		ID:            core.NewID(),
 		Provisioner:   req.prov.Name,
 		KeyThumbprint: tp,
 		KeyJWK:        keyJSON,

@@ -138,7 +138,7 @@ func (a *fakeAuthority) Sign(ctx context.Context, req core.SignRequest) (*core.C
 	chain := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.cert.Raw})...)
 	c := &core.Certificate{
-		ID:          newID(),
+		ID:          core.NewID(),
 		Serial:      serial.Text(16),
 		AccountID:   req.AccountID,
 		OrderID:     req.OrderID,

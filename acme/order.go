@@ -88,7 +88,7 @@ func (s *Server) handleNewOrder(w http.ResponseWriter, r *http.Request, req *req
 		}
 	}
 	o := &core.Order{
-		ID:          newID(),
+		ID:          core.NewID(),
 		AccountID:   req.acct.ID,
 		Provisioner: req.prov.Name,
 		Status:      core.StatusPending,
@@ -118,7 +118,7 @@ func (s *Server) handleNewOrder(w http.ResponseWriter, r *http.Request, req *req
 // proven in DNS, an IP address never in DNS (RFC 8738 §7).
 func newAuthorization(o *core.Order, id core.Identifier, expires time.Time) *core.Authorization {
 	a := &core.Authorization{
-		ID:         newID(),
+		ID:         core.NewID(),
 		AccountID:  o.AccountID,
 		OrderID:    o.ID,
 		Identifier: id,

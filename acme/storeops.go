@@ -136,12 +136,11 @@ func (s *Server) updateAuthzFrom(ctx context.Context, a *core.Authorization, mut
 		func(a *core.Authorization) error { return s.store.UpdateAuthorization(ctx, a) })
 }
 
-// randomString returns n random bytes, base64url without padding. IDs use
-// 16 bytes (128 bits); challenge tokens use 32.
+// randomString returns n random bytes, base64url without padding
+// (challenge tokens use 32; object IDs come from core.NewID).
 func randomString(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func newID() string { return randomString(16) }

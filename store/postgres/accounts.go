@@ -32,7 +32,7 @@ func (s *Store) CreateAccount(ctx context.Context, a *core.Account) error {
 	defer cancel()
 	id := a.ID
 	if id == "" {
-		id = newID()
+		id = core.NewID()
 	}
 	created := nowOr(a.CreatedAt)
 	contact, err := jsonb(orEmpty(a.Contact))

@@ -3,8 +3,6 @@ package postgres
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -44,15 +42,6 @@ func nowOr(t time.Time) time.Time {
 	return t
 }
 
-// newID returns a random URL-safe ID (128 bits) for objects the caller
-// did not name.
-func newID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(fmt.Sprintf("postgres: crypto/rand failed: %v", err)) // cannot happen on supported platforms
-	}
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
 
 func orEmpty[T any](s []T) []T {
 	if s == nil {

@@ -40,7 +40,7 @@ func (s *Store) CreateEABKey(ctx context.Context, k *core.EABKey) error {
 	defer cancel()
 	id := k.ID
 	if id == "" {
-		id = newID()
+		id = core.NewID()
 	}
 	created := nowOr(k.CreatedAt)
 	_, err := s.pool.Exec(ctx, sqlInsertEAB, id, k.Provisioner, k.Reference, orEmpty(k.HMACKey), ts(created),
@@ -118,7 +118,7 @@ func (s *Store) CreateAccountBound(ctx context.Context, a *core.Account, kid str
 	// A copy, so that a refused call leaves the caller's struct untouched.
 	ac := *a
 	if ac.ID == "" {
-		ac.ID = newID()
+		ac.ID = core.NewID()
 	}
 	ac.CreatedAt = nowOr(ac.CreatedAt)
 	ac.EABKeyID = kid

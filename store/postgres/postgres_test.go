@@ -135,7 +135,7 @@ func TestOpenErrors(t *testing.T) {
 func testAccount(name string) *core.Account {
 	return &core.Account{
 		Provisioner:   "acme",
-		KeyThumbprint: "thumb-" + name + "-" + newID(),
+		KeyThumbprint: "thumb-" + name + "-" + core.NewID(),
 		KeyJWK:        []byte(`{"kty":"EC"}`),
 		Status:        core.StatusValid,
 		TermsAgreed:   true,
@@ -157,7 +157,7 @@ func testOrder(acct *core.Account, names ...string) (*core.Order, []*core.Author
 			Identifier: id,
 			Status:     core.StatusPending,
 			Expires:    time.Now().Add(time.Hour),
-			Challenges: []core.Challenge{{ID: newID(), Type: core.ChallengeHTTP01, Token: newID(), Status: core.StatusPending}},
+			Challenges: []core.Challenge{{ID: core.NewID(), Type: core.ChallengeHTTP01, Token: core.NewID(), Status: core.StatusPending}},
 		})
 	}
 	return o, authzs
@@ -273,9 +273,9 @@ func TestTwoNodesCompleteOrder(t *testing.T) {
 	var wg sync.WaitGroup
 	for w := range workers {
 		mine := *o
-		c := &core.Certificate{Serial: fmt.Sprintf("7%x", w+1) + newID()[:8], AccountID: o.AccountID, OrderID: o.ID,
+		c := &core.Certificate{Serial: fmt.Sprintf("7%x", w+1) + core.NewID()[core.IDLen-8:], AccountID: o.AccountID, OrderID: o.ID,
 			DER: []byte{0x30}, Names: o.Identifiers, NotAfter: time.Now().Add(time.Hour)}
-		c.ID = newID()
+		c.ID = core.NewID()
 		mine.Status, mine.CertificateID = core.StatusValid, c.ID
 		certs[w] = c
 		s := nodes[w%2]

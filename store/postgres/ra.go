@@ -25,7 +25,7 @@ func (s *Store) CreateRAToken(ctx context.Context, t *core.RAToken) error {
 	defer cancel()
 	tc := *t
 	if tc.ID == "" {
-		tc.ID = newID()
+		tc.ID = core.NewID()
 	}
 	tc.CreatedAt = nowOr(tc.CreatedAt)
 	provs, err := jsonb(orEmpty(tc.Provisioners))

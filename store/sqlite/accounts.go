@@ -12,7 +12,7 @@ import (
 func (s *Store) CreateAccount(ctx context.Context, a *core.Account) error {
 	id := a.ID
 	if id == "" {
-		id = newID()
+		id = core.NewID()
 	}
 	created := nowOr(a.CreatedAt)
 	contact, err := jsonText(orEmpty(a.Contact))

@@ -62,7 +62,7 @@ func prepareCert(c *core.Certificate) (*core.Certificate, error) {
 	}
 	cc := *c
 	if cc.ID == "" {
-		cc.ID = newID()
+		cc.ID = core.NewID()
 	}
 	cc.CreatedAt = nowOr(cc.CreatedAt)
 	return &cc, nil

@@ -1,9 +1,7 @@
 package sqlite
 
 import (
-	"crypto/rand"
 	"database/sql"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -35,15 +33,6 @@ func nowOr(t time.Time) time.Time {
 	return t
 }
 
-// newID returns a random URL-safe ID (128 bits) for objects the caller
-// did not name.
-func newID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(fmt.Sprintf("sqlite: crypto/rand failed: %v", err)) // cannot happen on supported platforms
-	}
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
 
 func orEmpty[T any](s []T) []T {
 	if s == nil {

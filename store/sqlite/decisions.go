@@ -27,7 +27,7 @@ func (s *Store) RecordDecisions(ctx context.Context, recs []*core.DecisionRecord
 	for i, r := range recs {
 		ids[i], times[i] = r.ID, nowOr(r.Time)
 		if ids[i] == "" {
-			ids[i] = newID()
+			ids[i] = core.NewID()
 		}
 		idents, err := jsonText(orEmpty(r.Identifiers))
 		if err != nil {

@@ -24,7 +24,7 @@ import (
 func (s *Store) CreateEABKey(ctx context.Context, k *core.EABKey) error {
 	id := k.ID
 	if id == "" {
-		id = newID()
+		id = core.NewID()
 	}
 	created := nowOr(k.CreatedAt)
 	args := []any{id, k.Provisioner, k.Reference, orEmpty(k.HMACKey), toMicros(created), toMicros(k.ExpiresAt),
@@ -84,7 +84,7 @@ func (s *Store) CreateAccountBound(ctx context.Context, a *core.Account, kid str
 	// A copy, so that a refused call leaves the caller's struct untouched.
 	ac := *a
 	if ac.ID == "" {
-		ac.ID = newID()
+		ac.ID = core.NewID()
 	}
 	ac.CreatedAt = nowOr(ac.CreatedAt)
 	ac.EABKeyID = kid

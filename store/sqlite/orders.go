@@ -23,7 +23,7 @@ func (s *Store) CreateOrder(ctx context.Context, o *core.Order, authzs []*core.A
 	// structs untouched.
 	oc := *o
 	if oc.ID == "" {
-		oc.ID = newID()
+		oc.ID = core.NewID()
 	}
 	oc.CreatedAt = nowOr(oc.CreatedAt)
 	ac := make([]core.Authorization, len(authzs))
@@ -31,7 +31,7 @@ func (s *Store) CreateOrder(ctx context.Context, o *core.Order, authzs []*core.A
 	for i, a := range authzs {
 		ac[i] = *a
 		if ac[i].ID == "" {
-			ac[i].ID = newID()
+			ac[i].ID = core.NewID()
 		}
 		if ac[i].AccountID == "" {
 			ac[i].AccountID = oc.AccountID

@@ -22,7 +22,7 @@ const (
 func (s *Store) CreateRAToken(ctx context.Context, t *core.RAToken) error {
 	tc := *t
 	if tc.ID == "" {
-		tc.ID = newID()
+		tc.ID = core.NewID()
 	}
 	tc.CreatedAt = nowOr(tc.CreatedAt)
 	provs, err := jsonText(orEmpty(tc.Provisioners))

@@ -86,7 +86,7 @@ func (b *batch) results() map[string]error {
 
 func testAccount(t *testing.T, s *Store) *core.Account {
 	t.Helper()
-	a := &core.Account{KeyThumbprint: newID(), Provisioner: "acme", Status: core.StatusValid}
+	a := &core.Account{KeyThumbprint: core.NewID(), Provisioner: "acme", Status: core.StatusValid}
 	if err := s.CreateAccount(t.Context(), a); err != nil {
 		t.Fatalf("CreateAccount: %v", err)
 	}
@@ -100,7 +100,7 @@ func testOrder(acct *core.Account, name string) (*core.Order, []*core.Authorizat
 	o := &core.Order{AccountID: acct.ID, Provisioner: acct.Provisioner, Status: core.StatusPending,
 		Identifiers: []core.Identifier{id}, Expires: time.Now().Add(time.Hour)}
 	az := &core.Authorization{Identifier: id, Status: core.StatusPending,
-		Challenges: []core.Challenge{{ID: newID(), Type: core.ChallengeHTTP01, Token: newID(), Status: core.StatusPending}}}
+		Challenges: []core.Challenge{{ID: core.NewID(), Type: core.ChallengeHTTP01, Token: core.NewID(), Status: core.StatusPending}}}
 	return o, []*core.Authorization{az}
 }
 
@@ -114,7 +114,7 @@ func storedOrder(t *testing.T, s *Store, acct *core.Account, name string) *core.
 }
 
 func testCert(o *core.Order) *core.Certificate {
-	return &core.Certificate{ID: newID(), Serial: "1" + newID(), AccountID: o.AccountID, OrderID: o.ID,
+	return &core.Certificate{ID: core.NewID(), Serial: "1" + core.NewID(), AccountID: o.AccountID, OrderID: o.ID,
 		DER: []byte{0x30}, ChainPEM: []byte("pem"), NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour),
 		Names: o.Identifiers}
 }
@@ -193,7 +193,7 @@ func TestGroupCommitConflicts(t *testing.T) {
 	// An order created and then updated within the batch: the version
 	// check sees the batch's own uncommitted writes.
 	x, xAz := testOrder(acct, "x")
-	x.ID = newID()
+	x.ID = core.NewID()
 	b.submit("create x", func() error { return s.CreateOrder(ctx, x, xAz) })
 	want["create x"] = nil
 	x1 := *x
@@ -458,16 +458,16 @@ func TestGroupCommitContext(t *testing.T) {
 	defer s.Close()
 	ctx := t.Context()
 	parkedCtx, cancelParked := context.WithCancel(ctx)
-	parkedThumb := newID()
+	parkedThumb := core.NewID()
 	release := holdWriter(t, s, parkedCtx, func(ctx context.Context, tx *sql.Tx) error {
-		_, err := tx.StmtContext(ctx, s.insAccount).ExecContext(ctx, newID(), "acme", parkedThumb, []byte{}, "[]",
+		_, err := tx.StmtContext(ctx, s.insAccount).ExecContext(ctx, core.NewID(), "acme", parkedThumb, []byte{}, "[]",
 			string(core.StatusValid), true, "", time.Now().UnixMicro())
 		return mapErr(err)
 	})
 	cancelParked()
 
 	queuedCtx, cancelQueued := context.WithCancel(ctx)
-	queued := &core.Account{KeyThumbprint: newID(), Status: core.StatusValid}
+	queued := &core.Account{KeyThumbprint: core.NewID(), Status: core.StatusValid}
 	errc := make(chan error, 1)
 	go func() { errc <- s.CreateAccount(queuedCtx, queued) }()
 	waitQueued(t, s, 1)
@@ -514,7 +514,7 @@ func TestGroupCommitClose(t *testing.T) {
 	b := &batch{t: t, s: s}
 	accts := make([]*core.Account, 3)
 	for i := range accts {
-		a := &core.Account{KeyThumbprint: newID(), Status: core.StatusValid}
+		a := &core.Account{KeyThumbprint: core.NewID(), Status: core.StatusValid}
 		accts[i] = a
 		b.submit("create "+itoa(int64(i)), func() error { return s.CreateAccount(ctx, a) })
 	}
@@ -530,7 +530,7 @@ func TestGroupCommitClose(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if err := s.CreateAccount(ctx, &core.Account{KeyThumbprint: newID()}); !errors.Is(err, errClosed) {
+	if err := s.CreateAccount(ctx, &core.Account{KeyThumbprint: core.NewID()}); !errors.Is(err, errClosed) {
 		t.Errorf("write after Close: %v, want errClosed", err)
 	}
 	if err := release(); err != nil {
