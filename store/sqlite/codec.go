@@ -33,7 +33,6 @@ func nowOr(t time.Time) time.Time {
 	return t
 }
 
-
 func orEmpty[T any](s []T) []T {
 	if s == nil {
 		return []T{}

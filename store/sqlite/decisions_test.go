@@ -25,30 +25,7 @@ func TestDecisionPlans(t *testing.T) {
 	s := openTemp(t)
 	defer s.Close()
 	for f := range decFilters {
-		args := []any{}
-		if f&decSince != 0 {
-			args = append(args, 1)
-		}
-		if f&decAccount != 0 {
-			args = append(args, "acct")
-		}
-		rows, err := s.r.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+decisionQuery(f), append(args, 10)...)
-		if err != nil {
-			t.Fatalf("filters %03b: %v", f, err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatalf("filters %03b: %v", f, err)
-			}
-			plan = append(plan, detail)
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatalf("filters %03b: %v", f, err)
-		}
-		rows.Close()
+		plan := queryPlan(t, s, decisionQuery(f))
 		p := strings.Join(plan, "; ")
 		if !strings.Contains(p, "USING INDEX decisions_") || strings.Contains(p, "TEMP B-TREE") {
 			t.Errorf("filters %03b: plan %q does not walk a decisions index", f, p)
