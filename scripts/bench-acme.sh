@@ -9,6 +9,8 @@
 # Usage: scripts/bench-acme.sh POLICYCA_BINARY CLIENTS one|per-order soft|hsm [N]
 # Needs python3 (installed with certbot by `make deps`) for the summary line.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 bin=$1 clients=$2 accounts=$3 keys=$4 n=${5:-1000}
 state=$(mktemp -d /tmp/policyca-bench.XXXXXX)
@@ -28,11 +30,7 @@ esac
 "$bin" ca --state "$state/ca" >"$state/ca.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$state"' EXIT
-# Wait until the CA accepts connections (bash's /dev/tcp: no curl needed).
-for _ in $(seq 100); do
-	(exec 3<>"/dev/tcp/${listen%:*}/${listen##*:}") 2>/dev/null && break
-	sleep 0.1
-done
+wait_listening $listen
 
 "$bin" bench acme --dir "https://$listen/acme/acme/directory" --ca "$state/ca/certs/root.pem" \
 	-n "$n" -c "$clients" --accounts "$accounts" --http01-port $http01 --ident 'm-{n}.localhost' \

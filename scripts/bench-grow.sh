@@ -7,6 +7,8 @@
 #
 # Usage: scripts/bench-grow.sh POLICYCA_BINARY [ROUNDS [N [CLIENTS]]]
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 bin=$1 rounds=${2:-10} n=${3:-5000} clients=${4:-32}
 state=$(mktemp -d /tmp/policyca-grow.XXXXXX)
@@ -17,10 +19,7 @@ listen=127.0.0.1:24443 http01=25002
 "$bin" ca --state "$state/ca" >"$state/ca.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$state"' EXIT
-for _ in $(seq 100); do
-	(exec 3<>"/dev/tcp/${listen%:*}/${listen##*:}") 2>/dev/null && break
-	sleep 0.1
-done
+wait_listening $listen
 
 echo "| run | certificates before | issuances/s | p50 | p99 | server CPU/issuance | generator CPU/issuance | ratio | not issued | database |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"

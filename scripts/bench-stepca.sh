@@ -13,6 +13,8 @@
 #   GOBIN=/tmp/refbin CGO_ENABLED=0 go install github.com/smallstep/certificates/cmd/step-ca@v0.30.2
 #   GOBIN=/tmp/refbin go install github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@v2.10.3
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 bin=$1 stepca=$2 dnssrv=$3 clients=$4 accounts=$5 n=${6:-1000}
 state=$(mktemp -d /tmp/stepca-bench.XXXXXX)
@@ -40,10 +42,7 @@ dnspid=$!
 "$stepca" "$state/ca.json" --insecure --acme-http-port $http01 --resolver $dns >"$state/ca.log" 2>&1 &
 pid=$!
 trap 'kill $pid $dnspid 2>/dev/null; wait $pid $dnspid 2>/dev/null; rm -rf "$state"' EXIT
-for _ in $(seq 100); do
-	(exec 3<>"/dev/tcp/${listen%:*}/${listen##*:}") 2>/dev/null && break
-	sleep 0.1
-done
+wait_listening $listen
 
 # The exit status is 1 when some issuances failed: still print the row.
 "$bin" bench acme --dir "https://$listen/acme/acme/directory" --ca "$state/pca/certs/root.pem" \
