@@ -6,7 +6,10 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"net"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -65,5 +68,37 @@ func TestBenchUsageErrors(t *testing.T) {
 		if strings.HasPrefix(name, "acme") && name != "acme without dir" && (!errors.As(err, &ee) || ee.code != 2) {
 			t.Errorf("%s: %v, want exit status 2", name, err)
 		}
+	}
+}
+
+// TestBenchACMECPUProfile: --cpuprofile leaves a complete profile even when
+// the run fails (here the directory does not answer), and an unwritable
+// path is a usage error before anything runs.
+func TestBenchACMECPUProfile(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+	prof := filepath.Join(t.TempDir(), "gen.pb.gz")
+	_, err = runBench(t, "acme", "--dir", "https://127.0.0.1:1/directory", "-n", "1", "--timeout", "5s",
+		"--http01-port", port, "--cpuprofile", prof)
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != 2 {
+		t.Fatalf("run against a dead directory: %v, want exit status 2", err)
+	}
+	b, err := os.ReadFile(prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Errorf("profile is %d bytes and not gzip", len(b))
+	}
+
+	_, err = runBench(t, "acme", "--dir", "https://127.0.0.1:1/directory", "-n", "1",
+		"--http01-port", port, "--cpuprofile", filepath.Join(t.TempDir(), "no", "such", "dir", "p"))
+	if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(err.Error(), "--cpuprofile") {
+		t.Errorf("unwritable profile: %v, want exit status 2 naming --cpuprofile", err)
 	}
 }
