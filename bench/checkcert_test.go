@@ -6,10 +6,11 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/policyca/policyca/pki"
 )
 
 type testIssuer struct {
@@ -17,26 +18,19 @@ type testIssuer struct {
 	key  *ecdsa.PrivateKey
 }
 
+// newTestIssuer makes a root (parent nil) or an intermediate under parent.
 func newTestIssuer(t *testing.T, name string, parent *testIssuer) *testIssuer {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	var c *x509.Certificate
+	if parent == nil {
+		c, err = pki.NewRoot(key, pkix.Name{CommonName: name}, time.Hour)
+	} else {
+		c, err = pki.NewIntermediate(parent.cert, parent.key, &key.PublicKey, pkix.Name{CommonName: name}, time.Hour/2, 0)
 	}
-	signer, signerKey := tmpl, key
-	if parent != nil {
-		signer, signerKey = parent.cert, parent.key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,16 +39,11 @@ func newTestIssuer(t *testing.T, name string, parent *testIssuer) *testIssuer {
 
 func (i *testIssuer) leaf(t *testing.T, name string, key *ecdsa.PrivateKey) []byte {
 	t.Helper()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), DNSNames: []string{name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, i.cert, &key.PublicKey, i.key)
+	c, err := pki.IssueTLSServer(i.cert, i.key, &key.PublicKey, []string{name}, nil, time.Hour/4)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return der
+	return c.Raw
 }
 
 // TestCheckCertChains: the generator verifies every issued certificate to

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/policyca/policyca/bench"
+	"github.com/policyca/policyca/internal/testutil"
 	"github.com/policyca/policyca/signer/soft"
 )
 
@@ -75,14 +75,9 @@ func TestBenchUsageErrors(t *testing.T) {
 // the run fails (here the directory does not answer), and an unwritable
 // path is a usage error before anything runs.
 func TestBenchACMECPUProfile(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-	l.Close()
+	port := strconv.Itoa(testutil.FreePort(t))
 	prof := filepath.Join(t.TempDir(), "gen.pb.gz")
-	_, err = runBench(t, "acme", "--dir", "https://127.0.0.1:1/directory", "-n", "1", "--timeout", "5s",
+	_, err := runBench(t, "acme", "--dir", "https://127.0.0.1:1/directory", "-n", "1", "--timeout", "5s",
 		"--http01-port", port, "--cpuprofile", prof)
 	var ee *exitError
 	if !errors.As(err, &ee) || ee.code != 2 {
