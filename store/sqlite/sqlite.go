@@ -208,7 +208,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // close checkpoints the WAL into the main file.
 func (s *Store) Close() error {
 	s.stopWriter()
-	s.stmts.close()
+	s.closeStmts()
 	var errR error
 	if s.r != nil {
 		errR = s.r.Close()

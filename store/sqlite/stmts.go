@@ -148,21 +148,12 @@ func (s *Store) statements() []stmtDef {
 	return list
 }
 
-func (st *stmts) close() {
-	for _, p := range []*sql.Stmt{
-		st.insAccount, st.updAccount, st.insOrder, st.updOrder, st.insAuthz, st.updAuthz, st.insCert,
-		st.findCert, st.revoke, st.accountByID, st.accountByThumb, st.orderByID, st.ordersFirst,
-		st.ordersAfter, st.orderCursor, st.staleOrders, st.authzByID, st.authzByIDs, st.certByID,
-		st.certBySerial, st.certRevokedAt, st.revoked, st.insEAB, st.updEAB, st.eabForBind, st.bindEAB,
-		st.insDec, st.eabByID, st.eabAll, st.eabByProv,
-	} {
-		if p != nil {
-			p.Close()
-		}
-	}
-	for _, p := range st.decisions {
-		if p != nil {
-			p.Close()
+// closeStmts closes every statement prepare made (those it got to, if it
+// failed halfway).
+func (s *Store) closeStmts() {
+	for _, d := range s.statements() {
+		if *d.dst != nil {
+			(*d.dst).Close()
 		}
 	}
 }
