@@ -7,7 +7,6 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -96,9 +95,8 @@ func (o *OrderChecker) CheckOrder(ctx context.Context, prov string, acct *core.A
 		if err != nil {
 			// An account its CA refuses (an RA asking the CA about one
 			// deactivated there) is unauthorized, not a policy failure.
-			var ce *core.Error
-			if errors.As(err, &ce) && ce.Kind == core.KindUnauthorized {
-				return ce
+			if core.IsKind(err, core.KindUnauthorized) {
+				return core.AsError(err)
 			}
 			return core.Wrap(core.KindServerInternal, err, "policy evaluation failed")
 		}

@@ -194,12 +194,7 @@ func readBundleRaw(src source, vc *bundle.VerificationConfig, maxBytes int64) (*
 
 // readFileLimited reads a bundle .tar.gz, refusing one above maxBytes.
 func readFileLimited(name string, maxBytes int64) ([]byte, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxBytes+1))
+	b, err := readAtMost(name, maxBytes+1)
 	if err != nil {
 		return nil, err
 	}

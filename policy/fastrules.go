@@ -211,13 +211,18 @@ func lifetimeBuiltin(d *atomic.Pointer[layerData]) func(*rego.Rego) {
 // reads durations exactly as the Rego does (including OPA's d, w and y).
 var parseDurationNs = topdown.GetBuiltin(ast.ParseDurationNanos.Name)
 
-// durationNs is time.parse_duration_ns(d). Like OPA, it leaves a text
-// without d, w or y to time.ParseDuration; the rest goes to OPA's builtin.
+// durationNs is time.parse_duration_ns(d): texts through regoDuration,
+// anything else through OPA's builtin.
 func durationNs(d *ast.Term) (int64, error) {
-	if s, ok := d.Value.(ast.String); ok && s != "" && !strings.ContainsAny(string(s), "dwy") {
+	if s, ok := d.Value.(ast.String); ok {
 		ns, err := regoDuration(string(s))
 		return int64(ns), err
 	}
+	return opaDurationNs(d)
+}
+
+// opaDurationNs is OPA's time.parse_duration_ns(d).
+func opaDurationNs(d *ast.Term) (int64, error) {
 	var out *ast.Term
 	err := parseDurationNs(topdown.BuiltinContext{}, []*ast.Term{d}, func(t *ast.Term) error {
 		out = t
@@ -249,7 +254,7 @@ func regoDuration(s string) (time.Duration, error) {
 		}
 		return d, nil
 	}
-	ns, err := durationNs(ast.StringTerm(s))
+	ns, err := opaDurationNs(ast.StringTerm(s))
 	return time.Duration(ns), err
 }
 

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/util"
 
 	"github.com/policyca/policyca/core"
 )
@@ -288,11 +287,8 @@ func (c *policyCache) get(raw json.RawMessage) (ast.Value, error) {
 			return v, nil
 		}
 	}
-	var x any
-	if err := util.UnmarshalJSON(raw, &x); err != nil {
-		return nil, fmt.Errorf("account policy: %w", err)
-	}
-	if err := validateLayer("account policy", x, false); err != nil {
+	x, err := parseAccountPolicy(raw)
+	if err != nil {
 		return nil, err
 	}
 	if c == nil {

@@ -131,11 +131,20 @@ func validateRules(field string, v any) error {
 // ValidateAccountPolicy checks an account policy (JSON) as decisions will:
 // a policy stored after passing it is never refused at decision time.
 func ValidateAccountPolicy(raw []byte) error {
+	_, err := parseAccountPolicy(raw)
+	return err
+}
+
+// parseAccountPolicy decodes an account policy as OPA does and validates it.
+func parseAccountPolicy(raw []byte) (any, error) {
 	var x any
 	if err := util.UnmarshalJSON(raw, &x); err != nil {
-		return fmt.Errorf("account policy: %w", err)
+		return nil, fmt.Errorf("account policy: %w", err)
 	}
-	return validateLayer("account policy", x, false)
+	if err := validateLayer("account policy", x, false); err != nil {
+		return nil, err
+	}
+	return x, nil
 }
 
 // validatePattern catches patterns that could never match what their
