@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -438,10 +437,7 @@ func (c *CA) issue(ctx context.Context, tmpl *x509.Certificate, pub crypto.Publi
 	if err != nil {
 		return nil, err
 	}
-	id, err := randomID()
-	if err != nil {
-		return nil, core.Wrap(core.KindServerInternal, err, "cannot make a certificate id")
-	}
+	id := core.NewID()
 	chain := append(pki.EncodePEMCerts(leaf), c.chainPEM...)
 	rec := &core.Certificate{
 		ID:             id,
@@ -503,11 +499,3 @@ func (c *CA) sign(ctx context.Context, t *x509.Certificate, pub crypto.PublicKey
 // SerialString formats a serial as the store keys it: lower-case hex
 // without leading zeros.
 func SerialString(n *big.Int) string { return n.Text(16) }
-
-func randomID() (string, error) {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
-}

@@ -81,6 +81,10 @@ func TestSignIssuesAndStores(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Sign: %v", err)
 			}
+			// Time-ordered, as every object ID (core.NewID).
+			if len(rec.ID) != core.IDLen {
+				t.Errorf("certificate ID %q: length %d, want core.NewID's %d", rec.ID, len(rec.ID), core.IDLen)
+			}
 			leaf, err := x509.ParseCertificate(rec.DER)
 			if err != nil {
 				t.Fatal(err)
