@@ -70,7 +70,6 @@ type Validator struct {
 	timeout     time.Duration
 	dialer      Dialer
 	resolver    Resolver
-	transport   *http.Transport
 	client      *http.Client
 }
 
@@ -115,7 +114,7 @@ func NewValidator(cfg ValidatorConfig) (*Validator, error) {
 			v.resolver = r
 		}
 	}
-	v.transport = &http.Transport{
+	transport := &http.Transport{
 		// Never a proxy from the environment: the validation must reach the
 		// target itself, from this network.
 		Proxy:       nil,
@@ -138,17 +137,10 @@ func NewValidator(cfg ValidatorConfig) (*Validator, error) {
 		DisableCompression:     true,
 	}
 	v.client = &http.Client{
-		Transport:     v.transport,
+		Transport:     transport,
 		CheckRedirect: v.checkRedirect,
 	}
 	return v, nil
-}
-
-// Close releases the Validator's resources. Validations keep no connection
-// open, so there is normally nothing left to release; Close is kept so that
-// callers need not know that.
-func (v *Validator) Close() {
-	v.transport.CloseIdleConnections()
 }
 
 // Validate checks one challenge. It returns nil when the challenge is

@@ -30,7 +30,6 @@ func newValidator(t *testing.T, cfg ra.ValidatorConfig) *ra.Validator {
 	if err != nil {
 		t.Fatalf("NewValidator: %v", err)
 	}
-	t.Cleanup(v.Close)
 	return v
 }
 
@@ -82,7 +81,9 @@ func TestNewValidatorConfig(t *testing.T) {
 				if err != nil {
 					t.Fatalf("NewValidator: %v", err)
 				}
-				v.Close()
+				if v == nil {
+					t.Fatal("NewValidator returned no validator")
+				}
 				return
 			}
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {

@@ -127,10 +127,11 @@ func Redact(uri string) string {
 func isSeparator(c byte) bool { return c == ';' || c == '&' || c == '?' }
 
 // knownAttrs are the attribute names of RFC 7512 pkcs11 URIs (path and
-// query), of policyca's own (max-sessions), and the secret ones.
+// query) and of policyca's own (max-sessions); the secret ones are
+// secretParams.
 var knownAttrs = []string{"token", "manufacturer", "model", "serial", "slot-description", "slot-manufacturer",
 	"slot-id", "library-description", "library-manufacturer", "library-version", "object", "type", "id",
-	"module-name", "module-path", "pin-source", "max-sessions", "pin-value", "passphrase", "password", "pin"}
+	"module-name", "module-path", "pin-source", "max-sessions"}
 
 // startsKnownAttr reports whether s starts with "name=" for a known name.
 func startsKnownAttr(s string) bool {
@@ -141,7 +142,8 @@ func startsKnownAttr(s string) bool {
 	if unesc, err := url.PathUnescape(name); err == nil {
 		name = unesc
 	}
-	return slices.Contains(knownAttrs, strings.ToLower(name))
+	name = strings.ToLower(name)
+	return slices.Contains(knownAttrs, name) || secretParams[name]
 }
 
 func redactAttr(attr string) string {

@@ -176,14 +176,12 @@ func (c *conn) current() (token, uint64, error) {
 	}
 	c.lastTry = now
 	cfg := c.cfg
-	if c.pin != nil {
-		pin, err := c.pin()
-		if err != nil {
-			c.lastErr = err
-			return nil, 0, fmt.Errorf("%w: reconnect: %w", ErrUnavailable, err)
-		}
-		cfg.PIN = pin
+	pin, err := c.pin()
+	if err != nil {
+		c.lastErr = err
+		return nil, 0, fmt.Errorf("%w: reconnect: %w", ErrUnavailable, err)
 	}
+	cfg.PIN = pin
 	if c.refused != "" && subtle.ConstantTimeCompare([]byte(cfg.PIN), []byte(c.refused)) == 1 {
 		c.lastErr = fmt.Errorf("%w: the token refused this PIN, which is not tried again: "+
 			"change the pin-source file (or restart with the right pin-value)", ErrBadPIN)
