@@ -14,6 +14,7 @@ import (
 	"github.com/policyca/policyca/config"
 	"github.com/policyca/policyca/core"
 	"github.com/policyca/policyca/eab"
+	"github.com/policyca/policyca/internal/atomicfile"
 	"github.com/policyca/policyca/policy"
 	"github.com/policyca/policyca/store"
 )
@@ -397,11 +398,7 @@ func AddProvisionerToBundle(dir, name string) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(out, '\n'), st.Mode().Perm()); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(path, append(out, '\n'), st.Mode().Perm())
 }
 
 func provView(c *config.Config, p config.Provisioner) ProvisionerView {

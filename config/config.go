@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/policyca/policyca/internal/atomicfile"
 )
 
 // Config is the CA's configuration file.
@@ -537,26 +539,5 @@ func (c *Config) Write(path string) error {
 	if err := enc.Encode(c); err != nil {
 		return err
 	}
-	// A fresh temporary file (0600 whatever a leftover one had), synced
-	// before it replaces the configuration, so that a crash leaves the old
-	// file or the new one, never a part.
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(buf.Bytes())
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
+	return atomicfile.Write(path, buf.Bytes(), 0o600)
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/policyca/policyca/internal/atomicfile"
 )
 
 // EncodePEMCerts returns certs as concatenated CERTIFICATE PEM blocks.
@@ -36,24 +38,8 @@ func WritePEMCert(path string, certs ...*x509.Certificate) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("pki: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".cert-*.tmp")
-	if err != nil {
-		return fmt.Errorf("pki: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return fmt.Errorf("pki: %w", err)
-	}
-	if _, err := tmp.Write(EncodePEMCerts(certs...)); err != nil {
-		tmp.Close()
+	if err := atomicfile.Write(path, EncodePEMCerts(certs...), 0o644); err != nil {
 		return fmt.Errorf("pki: write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("pki: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("pki: %w", err)
 	}
 	return nil
 }

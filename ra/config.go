@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/policyca/policyca/config"
+	"github.com/policyca/policyca/internal/atomicfile"
 	"github.com/policyca/policyca/raapi"
 )
 
@@ -142,9 +143,5 @@ func (c *Config) Write(path string) error {
 	if err := enc.Encode(c); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, buf.Bytes(), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(path, buf.Bytes(), 0o600)
 }

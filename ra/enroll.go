@@ -21,6 +21,7 @@ import (
 
 	"github.com/policyca/policyca/config"
 	"github.com/policyca/policyca/core"
+	"github.com/policyca/policyca/internal/atomicfile"
 	"github.com/policyca/policyca/pki"
 	"github.com/policyca/policyca/raapi"
 	"github.com/policyca/policyca/signer"
@@ -301,17 +302,9 @@ func renewListener(ctx context.Context, client *Client, cfg *Config, key crypto.
 			}
 			return err
 		}
-		return writeFileAtomic(cfg.Path(cfg.ListenerCert), c.ChainPEM)
+		return atomicfile.Write(cfg.Path(cfg.ListenerCert), c.ChainPEM, 0o600)
 	}
 	return lastErr
-}
-
-func writeFileAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // syncBundle fetches the CA's bundle into path if it changed; it reports
@@ -325,8 +318,8 @@ func syncBundle(ctx context.Context, client *Client, path string) (bool, error) 
 	if err != nil || notModified {
 		return false, err
 	}
-	if err := writeFileAtomic(path, b); err != nil {
+	if err := atomicfile.Write(path, b, 0o600); err != nil {
 		return false, err
 	}
-	return true, writeFileAtomic(path+".etag", []byte(newTag))
+	return true, atomicfile.Write(path+".etag", []byte(newTag), 0o600)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/policyca/policyca/core"
+	"github.com/policyca/policyca/internal/atomicfile"
 	"github.com/policyca/policyca/policy"
 )
 
@@ -268,21 +269,10 @@ func newPolicyBuildCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tmp := out + ".tmp"
-			f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+			err = atomicfile.WriteFunc(out, 0o644, func(w io.Writer) error {
+				return policy.BuildWithKeyID(args[0], keyID, key, alg, w)
+			})
 			if err != nil {
-				return err
-			}
-			if err := policy.BuildWithKeyID(args[0], keyID, key, alg, f); err != nil {
-				f.Close()
-				os.Remove(tmp)
-				return err
-			}
-			if err := f.Close(); err != nil {
-				os.Remove(tmp)
-				return err
-			}
-			if err := os.Rename(tmp, out); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (signed with key id %q, %s)\n", out, keyID, alg)
