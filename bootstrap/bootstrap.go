@@ -158,7 +158,8 @@ func Init(o Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	if err := checkTLSNames(o, host); err != nil {
+	dnsNames, ips, err := tlsNames(host, o)
+	if err != nil {
 		return nil, err
 	}
 	db := config.Database{Driver: "sqlite", Path: "db/policyca.db"}
@@ -220,7 +221,6 @@ func Init(o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	dnsNames, ips := tlsNames(host, o)
 	tlsCert, err := pki.IssueTLSServer(inter, intKey, tlsKey.Public(), dnsNames, ips, minDur(o.IntermediateValidity, 365*24*time.Hour))
 	if err != nil {
 		return nil, err
@@ -332,71 +332,64 @@ func certName(n string) (string, error) {
 	return id.Value, nil
 }
 
-// checkTLSNames checks the names init puts in the TLS certificate that
-// come from options (--tls-name, the external URL's host, the listen
-// host) before anything is created; tlsNames certifies them normalised.
-func checkTLSNames(o Options, listenHost string) error {
-	for _, n := range o.TLSNames {
-		if _, err := certName(n); err != nil {
-			return fmt.Errorf("--tls-name %q: %w", n, err)
-		}
-	}
-	if o.ExternalURL != "" {
-		if u, err := url.Parse(o.ExternalURL); err == nil && u.Hostname() != "" {
-			if _, err := certName(u.Hostname()); err != nil {
-				return fmt.Errorf("external URL host %q: %w", u.Hostname(), err)
-			}
-		}
-	}
-	if listenHost != "" {
-		if _, err := certName(listenHost); err != nil {
-			return fmt.Errorf("listen host %q: %w", listenHost, err)
-		}
-	}
-	return nil
-}
-
-func tlsNames(listenHost string, o Options) ([]string, []net.IP) {
+// tlsNames returns the names init puts in the TLS certificate, normalised.
+// It runs before anything is created: a name an option gave (--tls-name,
+// the external URL's host, the listen host) that is neither an IP address
+// nor a DNS name is an error naming its source; the built-in names and the
+// machine's host name, which no option gave, are left out if they are not.
+func tlsNames(listenHost string, o Options) ([]string, []net.IP, error) {
 	var dns []string
 	var ips []net.IP
 	seen := map[string]bool{}
-	add := func(n string) {
+	add := func(source, n string) error {
 		if n == "" {
-			return
+			return nil
 		}
-		// Every name in the form checked (the machine's host name, which
-		// no option gave, is left out if it is not a DNS name).
-		n, err := certName(n)
-		if err != nil || seen[n] {
-			return
+		name, err := certName(n)
+		if err != nil {
+			if source == "" {
+				return nil
+			}
+			return fmt.Errorf("%s %q: %w", source, n, err)
+		}
+		n = name
+		if seen[n] {
+			return nil
 		}
 		seen[n] = true
 		if ip := net.ParseIP(n); ip != nil {
 			if !ip.IsUnspecified() {
 				ips = append(ips, ip)
 			}
-			return
+			return nil
 		}
 		dns = append(dns, n)
+		return nil
 	}
-	add("localhost")
-	add("127.0.0.1")
-	add("::1")
-	add(listenHost)
+	for _, n := range []string{"localhost", "127.0.0.1", "::1"} {
+		_ = add("", n)
+	}
+	if err := add("listen host", listenHost); err != nil {
+		return nil, nil, err
+	}
 	if o.ExternalURL != "" {
 		if u, err := url.Parse(o.ExternalURL); err == nil {
-			add(u.Hostname())
+			if err := add("external URL host", u.Hostname()); err != nil {
+				return nil, nil, err
+			}
 		}
 	}
 	if listenHost == "" || net.ParseIP(listenHost) != nil && net.ParseIP(listenHost).IsUnspecified() {
 		if h, err := os.Hostname(); err == nil {
-			add(h)
+			_ = add("", h)
 		}
 	}
 	for _, n := range o.TLSNames {
-		add(n)
+		if err := add("--tls-name", n); err != nil {
+			return nil, nil, err
+		}
 	}
-	return dns, ips
+	return dns, ips, nil
 }
 
 func minDur(a, b time.Duration) time.Duration {

@@ -103,8 +103,17 @@ func TestInitChecksTheConfigurationFirst(t *testing.T) {
 		"external URL host":    {ExternalURL: "https://a..internal:8443"},
 	} {
 		o.StateDir, o.Listen = state, "127.0.0.1:1"
-		if _, err := Init(o); err == nil {
+		_, err := Init(o)
+		if err == nil {
 			t.Fatalf("%s: accepted", name)
+		}
+		// A refused name is quoted as given, with where it came from.
+		if want := map[string]string{
+			"TLS name not a name":  `--tls-name "bad name"`,
+			"TLS name empty label": `--tls-name "a..internal"`,
+			"external URL host":    `external URL host "a..internal"`,
+		}[name]; !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %q does not contain %q", name, err, want)
 		}
 		if _, err := os.Stat(state); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("%s: the state directory was created (%v)", name, err)
